@@ -1,0 +1,186 @@
+package model
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    int64
+		wantErr string
+	}{
+		{"1K", 1024, ""},
+		{"1k", 1024, ""},
+		{"512M", 512 * mib, ""},
+		{"512m", 512 * mib, ""},
+		{"8G", 8 * gib, ""},
+		{"8g", 8 * gib, ""},
+		{" 2G ", 2 * gib, ""},
+		{"2048", 2048 * mib, ""}, // a bare number is MiB
+		{"1", mib, ""},
+		{"128G", MaxDiskBytes, ""},
+		{"131072M", MaxDiskBytes, ""},
+		{"", 0, "size is required"},
+		{"   ", 0, "size is required"},
+		{"0", 0, `size must be positive: "0"`},
+		{"0G", 0, `size must be positive: "0G"`},
+		{"-1G", 0, `size must be positive: "-1G"`},
+		{"-5", 0, `size must be positive: "-5"`},
+		{"129G", 0, "size exceeds max of 137438953472 bytes"},
+		{"131073M", 0, "size exceeds max of 137438953472 bytes"},
+		{"134217729K", 0, "size exceeds max of 137438953472 bytes"},
+		// Would overflow int64 if multiplied before the cap check.
+		{"9223372036854775807K", 0, "size exceeds max"},
+		{"8589934592G", 0, "size exceeds max"},
+		{"99999999999999999999", 0, `parse size "99999999999999999999"`},
+		{"8GB", 0, `unsupported size suffix: "B"`},
+		{"8T", 0, `unsupported size suffix: "T"`},
+		{"1.5G", 0, `parse size "1.5G"`},
+		{"G", 0, `parse size "G"`},
+		{"abc", 0, `unsupported size suffix: "C"`},
+		{"8 G", 0, `parse size "8 G"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := ParseSize(tt.raw)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseSize(%q) = %d, %v; want error containing %q", tt.raw, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.raw, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatSizeBytes(t *testing.T) {
+	tests := []struct {
+		in   int64
+		want string
+	}{
+		{8 * gib, "8G"},
+		{DefaultWorkDiskSize, "8G"},
+		{1536 * mib, "1536M"},
+		{mib, "1M"},
+		{1536 * kib, "1536K"},
+		{1024, "1K"},
+		{1000, "1000"},
+		{1, "1"},
+		{0, "0G"},
+	}
+	for _, tt := range tests {
+		if got := FormatSizeBytes(tt.in); got != tt.want {
+			t.Errorf("FormatSizeBytes(%d) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestFormatParseRoundTrip(t *testing.T) {
+	for _, n := range []int64{kib, 3 * kib, mib, 1537 * kib, gib, 100 * gib, MaxDiskBytes} {
+		got, err := ParseSize(FormatSizeBytes(n))
+		if err != nil || got != n {
+			t.Errorf("ParseSize(FormatSizeBytes(%d)) = %d, %v", n, got, err)
+		}
+	}
+}
+
+func TestIDs(t *testing.T) {
+	id, err := NewID()
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) {
+		t.Fatalf("NewID() = %q, %v", id, err)
+	}
+	other, _ := NewID()
+	if id == other {
+		t.Error("NewID returned the same id twice")
+	}
+	op, err := NewOpID()
+	if err != nil || !regexp.MustCompile(`^op-[0-9a-f]{12}$`).MatchString(op) {
+		t.Fatalf("NewOpID() = %q, %v", op, err)
+	}
+}
+
+func TestNow(t *testing.T) {
+	now := Now()
+	if now.Location() != time.UTC || now.Nanosecond() != 0 {
+		t.Errorf("Now() = %v, want UTC truncated to the second", now)
+	}
+	if d := time.Since(now); d < 0 || d > 2*time.Second {
+		t.Errorf("Now() is %v away from the clock", d)
+	}
+}
+
+func TestVMStateValid(t *testing.T) {
+	for _, s := range []VMState{VMStateCreated, VMStateRunning, VMStateStopped, VMStateError} {
+		if !s.Valid() {
+			t.Errorf("%q not valid", s)
+		}
+	}
+	for _, s := range []VMState{"", "paused", "Running"} {
+		if s.Valid() {
+			t.Errorf("%q valid", s)
+		}
+	}
+}
+
+// TestJSONFieldNames pins the wire names: clients and stored rows depend
+// on them.
+func TestJSONFieldNames(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	vm := VMRecord{
+		ID: "v", Name: "n", ImageID: "i", State: VMStateRunning,
+		CreatedAt: at, UpdatedAt: at, LastTouchedAt: at,
+		Spec: VMSpec{VCPUCount: 2, MemoryMiB: 2048, SystemOverlaySizeByte: 1, WorkDiskSizeBytes: 2, NATEnabled: true},
+		Runtime: VMRuntime{
+			State: VMStateRunning, GuestIP: "172.16.0.2", APISockPath: "a", VSockPath: "b", VSockCID: 3,
+			LogPath: "c", MetricsPath: "d", DNSName: "n.vm", VMDir: "e", TapDevice: "f", BaseLoop: "g",
+			COWLoop: "h", DMName: "j", DMDev: "k", SystemOverlay: "l", WorkDiskPath: "m", LastError: "o",
+		},
+		Stats: VMStats{CollectedAt: at, CPUPercent: 1.5, RSSBytes: 1, VSZBytes: 2, SystemOverlayBytes: 3, WorkDiskBytes: 4, MetricsRaw: map[string]any{"x": 1}},
+	}
+	want := `{"id":"v","name":"n","image_id":"i","state":"running","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z","last_touched_at":"2026-01-02T03:04:05Z",` +
+		`"spec":{"vcpu_count":2,"memory_mib":2048,"system_overlay_size_bytes":1,"work_disk_size_bytes":2,"nat_enabled":true},` +
+		`"runtime":{"state":"running","guest_ip":"172.16.0.2","api_sock_path":"a","vsock_path":"b","vsock_cid":3,"log_path":"c","metrics_path":"d","dns_name":"n.vm","vm_dir":"e","tap_device":"f","base_loop":"g","cow_loop":"h","dm_name":"j","dm_dev":"k","system_overlay_path":"l","work_disk_path":"m","last_error":"o"},` +
+		`"stats":{"collected_at":"2026-01-02T03:04:05Z","cpu_percent":1.5,"rss_bytes":1,"vsz_bytes":2,"system_overlay_bytes":3,"work_disk_bytes":4,"metrics_raw":{"x":1}}}`
+	got, err := json.Marshal(vm)
+	if err != nil || string(got) != want {
+		t.Errorf("VMRecord JSON:\n got %s\nwant %s", got, want)
+	}
+
+	img := Image{ID: "i", Name: "default", Managed: true, ArtifactDir: "a", RootfsPath: "r", WorkSeedPath: "w", KernelPath: "k",
+		InitrdPath: "in", ModulesDir: "m", BuildSize: "4G", SeededSSHPublicKeyFingerprint: "SHA256:x", CreatedAt: at, UpdatedAt: at}
+	wantImg := `{"id":"i","name":"default","managed":true,"artifact_dir":"a","rootfs_path":"r","work_seed_path":"w","kernel_path":"k","initrd_path":"in","modules_dir":"m","build_size":"4G","seeded_ssh_public_key_fingerprint":"SHA256:x","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"}`
+	if got, _ := json.Marshal(img); string(got) != wantImg {
+		t.Errorf("Image JSON:\n got %s\nwant %s", got, wantImg)
+	}
+	// Optional fields are omitted when empty.
+	if got, _ := json.Marshal(Image{}); strings.Contains(string(got), "initrd_path") || strings.Contains(string(got), "artifact_dir") {
+		t.Errorf("empty Image JSON carries optional fields: %s", got)
+	}
+
+	ws := WorkspacePrepareResult{VMID: "v", SourcePath: "s", RepoRoot: "r", RepoName: "n", GuestPath: "/root/n", Mode: WorkspacePrepareModeShallowOverlay,
+		HeadCommit: "h", CurrentBranch: "main", BranchName: "b", BaseCommit: "c", PreparedAt: at}
+	wantWS := `{"vm_id":"v","source_path":"s","repo_root":"r","repo_name":"n","guest_path":"/root/n","mode":"shallow_overlay","head_commit":"h","current_branch":"main","branch_name":"b","base_commit":"c","prepared_at":"2026-01-02T03:04:05Z"}`
+	if got, _ := json.Marshal(ws); string(got) != wantWS {
+		t.Errorf("WorkspacePrepareResult JSON:\n got %s\nwant %s", got, wantWS)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	if DefaultBridgeName != "br-fc" || DefaultBridgeIP != "172.16.0.1" || DefaultCIDR != "24" || DefaultDNS != "1.1.1.1" {
+		t.Error("network defaults changed")
+	}
+	if DefaultSystemOverlaySize != 8*gib || DefaultWorkDiskSize != 8*gib || DefaultMemoryMiB != 2048 || DefaultVCPUCount != 2 {
+		t.Error("VM sizing defaults changed")
+	}
+	if DefaultStatsPollInterval != 10*time.Second || DefaultStaleSweepInterval != time.Minute || MaxDiskBytes != 128*gib {
+		t.Error("loop or cap defaults changed")
+	}
+}
