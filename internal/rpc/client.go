@@ -1,0 +1,81 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"banger/internal/buildinfo"
+)
+
+// DefaultCallTimeout bounds a call whose context has no deadline.
+const DefaultCallTimeout = 30 * time.Second
+
+// Call sends one request to the server at socketPath and decodes its
+// result into result (which may be nil). The op id on ctx, if any, is
+// forwarded, so the server and everything it calls log under the same
+// id. A refused call returns a *ErrorResponse (use errors.As for its
+// code and op id; errors.Is against errdefs sentinels also works).
+func Call(ctx context.Context, socketPath, method string, params, result any) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", socketPath, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	} else {
+		conn.SetDeadline(time.Now().Add(DefaultCallTimeout))
+	}
+	// Unblock the read if ctx is cancelled before the answer arrives.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	req := Request{Version: buildinfo.ProtocolVersion, Method: method, OpID: OpIDFromContext(ctx)}
+	if params != nil {
+		raw, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("encode %s params: %w", method, err)
+		}
+		req.Params = raw
+	}
+	// A server that refuses the connection may answer and close before
+	// it reads everything; its answer is still worth reading.
+	writeErr := writeFrame(conn, req)
+
+	frame, err := readFrame(bufio.NewReader(conn), DefaultMaxResponseBytes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", method, ctx.Err())
+		}
+		if writeErr != nil {
+			return fmt.Errorf("%s: send request: %w", method, writeErr)
+		}
+		return fmt.Errorf("%s: read response: %w", method, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(frame, &resp); err != nil {
+		return fmt.Errorf("%s: malformed response: %w", method, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if result != nil && len(resp.Result) > 0 {
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return fmt.Errorf("%s: decode result: %w", method, err)
+		}
+	}
+	return nil
+}
+
+// IsNotListening reports whether err means nothing is serving the socket:
+// it does not exist, or it is a leftover of a process that died.
+func IsNotListening(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}

@@ -1,0 +1,295 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"banger/internal/buildinfo"
+	"banger/internal/errdefs"
+	"banger/internal/model"
+)
+
+// Handler serves one method. params is the raw "params" value (nil when
+// absent). The returned value is marshalled as the result; a returned
+// error is mapped to a code once, by the server.
+type Handler func(ctx context.Context, params json.RawMessage) (any, error)
+
+// Typed adapts a function taking decoded parameters to a Handler.
+// Parameters are decoded strictly: an unknown field is a bad_request
+// naming it.
+func Typed[P, R any](fn func(ctx context.Context, params P) (R, error)) Handler {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p P
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := decodeStrict(raw, &p); err != nil {
+				return nil, fmt.Errorf("params: %s: %w", err.Error(), errdefs.ErrInvalidArgument)
+			}
+		}
+		return fn(ctx, p)
+	}
+}
+
+// NoParams is the parameter type of methods that take none; a request
+// that sends fields anyway is refused.
+type NoParams struct{}
+
+// CallInfo describes one finished request, for the server's observer.
+type CallInfo struct {
+	Method   string
+	OpID     string
+	Peer     Peer
+	Duration time.Duration
+	Err      *ErrorResponse // nil on success
+}
+
+// Server dispatches requests from its method table. The zero value is
+// not usable: set Methods at least.
+type Server struct {
+	// Methods is the dispatch table, method name → handler. It must not
+	// change once Serve has been called.
+	Methods map[string]Handler
+	// Authorize decides, once per connection, whether the peer may call
+	// anything. nil allows everyone. A refusal is answered with
+	// unauthorized to the connection's first request, then it is closed.
+	Authorize func(Peer) error
+	// Observe, when set, is called after every request is answered.
+	Observe func(ctx context.Context, info CallInfo)
+
+	MaxRequestBytes int           // default DefaultMaxRequestBytes
+	IdleTimeout     time.Duration // to receive a request; default 30s
+	WriteTimeout    time.Duration // to send a response; default 10s
+	HandlerTimeout  time.Duration // per request; default 10m
+	ShutdownGrace   time.Duration // for in-flight requests; default 10s
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool // true while a request is in flight
+}
+
+func (s *Server) maxRequest() int {
+	if s.MaxRequestBytes > 0 {
+		return s.MaxRequestBytes
+	}
+	return DefaultMaxRequestBytes
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Serve accepts connections on ln until ctx is cancelled, then stops
+// accepting, lets in-flight requests finish for ShutdownGrace, cancels
+// what remains, and returns nil. ln is closed on return.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Handlers run under their own context so a shutdown lets them
+	// finish their response rather than cutting them off mid-way.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		s.mu.Lock()
+		for c, busy := range s.conns {
+			if !busy {
+				c.SetReadDeadline(time.Now()) // wake the idle reader
+			}
+		}
+		s.mu.Unlock()
+	})
+	defer stop()
+
+	var acceptErr error
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			acceptErr = err
+			break
+		}
+		s.track(conn, false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer s.untrack(conn)
+			defer conn.Close()
+			s.serveConn(ctx, handlerCtx, conn)
+		}()
+	}
+	ln.Close()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(orDefault(s.ShutdownGrace, 10*time.Second)):
+		cancelHandlers()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return acceptErr
+}
+
+func (s *Server) track(c net.Conn, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = make(map[net.Conn]bool)
+	}
+	s.conns[c] = busy
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+}
+
+// serveConn answers requests on one connection, one at a time, until the
+// client hangs up, goes idle too long, sends an oversized frame, or the
+// server shuts down.
+func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) {
+	peer, err := PeerCred(conn)
+	var authErr error
+	switch {
+	case err != nil:
+		authErr = fmt.Errorf("cannot identify the peer: %w", err)
+	case s.Authorize != nil:
+		authErr = s.Authorize(peer)
+	}
+
+	r := bufio.NewReader(conn) // frames longer than its buffer are accumulated by readFrame
+	for serveCtx.Err() == nil {
+		conn.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
+		if serveCtx.Err() != nil {
+			return // shutdown began after the loop check; its wake-up may be overwritten
+		}
+		frame, err := readFrame(r, s.maxRequest())
+		if errors.Is(err, errFrameTooLarge) {
+			resp := s.failFrame(handlerCtx, peer, CodeBadRequest,
+				fmt.Sprintf("request exceeds %d bytes", s.maxRequest()))
+			s.write(conn, resp)
+			return
+		}
+		if err != nil {
+			return // EOF, idle timeout, shutdown wake-up, reset
+		}
+		if authErr != nil {
+			resp := s.failFrame(handlerCtx, peer, CodeUnauthorized, authErr.Error())
+			s.write(conn, resp)
+			return
+		}
+		s.track(conn, true)
+		resp := s.dispatch(withPeer(handlerCtx, peer), frame)
+		s.write(conn, resp)
+		s.track(conn, false)
+	}
+}
+
+func (s *Server) write(conn net.Conn, resp Response) {
+	conn.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
+	_ = writeFrame(conn, resp) // a client that went away gets nothing
+}
+
+// failFrame answers a frame that is refused before it is decoded, under a
+// freshly minted op id.
+func (s *Server) failFrame(ctx context.Context, peer Peer, code Code, msg string) Response {
+	opID := mintOpID()
+	e := &ErrorResponse{Code: code, Message: msg, OpID: opID}
+	s.observe(WithOpID(ctx, opID), CallInfo{OpID: opID, Peer: peer, Err: e})
+	return Response{Error: e, OpID: opID}
+}
+
+// dispatch serves one decoded-or-not frame. It is the single place op ids
+// are minted and stamped: every response it returns carries one.
+func (s *Server) dispatch(ctx context.Context, frame []byte) Response {
+	start := time.Now()
+	peer, _ := PeerFromContext(ctx)
+	req, decodeErr := decodeRequest(frame)
+	opID := req.OpID
+	if opID == "" {
+		opID = mintOpID()
+	}
+	ctx = WithOpID(ctx, opID)
+
+	fail := func(code Code, msg string) Response {
+		e := &ErrorResponse{Code: code, Message: msg, OpID: opID}
+		s.observe(ctx, CallInfo{Method: req.Method, OpID: opID, Peer: peer, Duration: time.Since(start), Err: e})
+		return Response{Error: e, OpID: opID}
+	}
+	if decodeErr != nil {
+		return fail(CodeBadRequest, decodeErr.Error())
+	}
+	if req.Version != buildinfo.ProtocolVersion {
+		return fail(CodeBadVersion, fmt.Sprintf("unsupported protocol version %d (this server speaks %d)",
+			req.Version, buildinfo.ProtocolVersion))
+	}
+	handler, ok := s.Methods[req.Method]
+	if !ok {
+		return fail(CodeUnknownMethod, fmt.Sprintf("unknown method %q", req.Method))
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandlerTimeout, 10*time.Minute))
+	defer cancel()
+	result, err := callHandler(hctx, handler, req.Params)
+	var raw json.RawMessage
+	if err == nil {
+		raw, err = json.Marshal(result)
+		if err != nil {
+			err = fmt.Errorf("encode result of %s: %w", req.Method, err)
+		}
+	}
+	if err != nil {
+		e := toErrorResponse(err, opID)
+		s.observe(ctx, CallInfo{Method: req.Method, OpID: opID, Peer: peer, Duration: time.Since(start), Err: e})
+		return Response{Error: e, OpID: opID}
+	}
+	s.observe(ctx, CallInfo{Method: req.Method, OpID: opID, Peer: peer, Duration: time.Since(start)})
+	return Response{Result: raw, OpID: opID}
+}
+
+// callHandler turns a handler panic into an internal error, so one bad
+// request cannot take the daemon down with every VM's bookkeeping.
+func callHandler(ctx context.Context, h Handler, params json.RawMessage) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return h(ctx, params)
+}
+
+func (s *Server) observe(ctx context.Context, info CallInfo) {
+	if s.Observe != nil {
+		s.Observe(ctx, info)
+	}
+}
+
+func mintOpID() string {
+	id, err := model.NewOpID()
+	if err != nil {
+		// crypto/rand does not fail on Linux ≥ 3.17; keep the
+		// invariant that every response carries an id anyway.
+		return fmt.Sprintf("op-%012x", time.Now().UnixNano()&0xffffffffffff)
+	}
+	return id
+}
