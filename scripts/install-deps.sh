@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian
+# machine: Debian packages (only the missing ones, only when root) and the
+# Go module cache. Safe to run again; does nothing when all is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+
+# command:package pairs. gcc and libc6-dev are for `go test -race`; socat
+# sends raw requests to the daemon socket in the demo; flock (util-linux)
+# is used by the lock tests.
+needs=(gcc:gcc socat:socat flock:util-linux)
+missing=()
+for pair in "${needs[@]}"; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ! -e /usr/include/stdio.h ]; then missing+=(libc6-dev); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "install-deps: Go is not installed (expected at /usr/local/go)" >&2
+	exit 1
+fi
+go mod download
