@@ -54,6 +54,12 @@ func Call(ctx context.Context, socketPath, method string, params, result any) er
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", method, ctx.Err())
 		}
+		// The socket deadline copies ctx's, and may fire a moment before
+		// ctx reports it: say what the caller asked for, not i/o timeout.
+		var ne net.Error
+		if deadline, ok := ctx.Deadline(); ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline) {
+			return fmt.Errorf("%s: %w", method, context.DeadlineExceeded)
+		}
 		if writeErr != nil {
 			return fmt.Errorf("%s: send request: %w", method, writeErr)
 		}
