@@ -71,6 +71,8 @@ type DaemonConfig struct {
 	VMDefaults         VMDefaultsOverride
 	// VMM is the driver choice: VMMAuto, VMMFirecracker or VMMQEMU.
 	VMM string
+	// HelperSocket is where banger-helper listens.
+	HelperSocket string
 }
 
 // VMDefaultsOverride replaces the built-in VM sizing defaults for every

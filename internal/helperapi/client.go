@@ -1,0 +1,64 @@
+package helperapi
+
+import (
+	"context"
+	"fmt"
+
+	"banger/internal/errdefs"
+	"banger/internal/rpc"
+)
+
+// Client calls banger-helper. The op id on each call's context is
+// forwarded, so the helper logs under the daemon operation's id.
+type Client struct {
+	Socket string
+}
+
+func (c Client) call(ctx context.Context, method string, params, result any) error {
+	err := rpc.Call(ctx, c.Socket, method, params, result)
+	if rpc.IsNotListening(err) {
+		return fmt.Errorf("banger-helper is not running at %s (install it with 'sudo banger system install'): %w",
+			c.Socket, errdefs.ErrUnavailable)
+	}
+	return err
+}
+
+// Status reports the helper, its bridge and the caller's taps and NAT.
+func (c Client) Status(ctx context.Context) (StatusResult, error) {
+	var res StatusResult
+	err := c.call(ctx, MethodStatus, nil, &res)
+	return res, err
+}
+
+// EnsureBridge creates the bridge if needed and brings it up.
+func (c Client) EnsureBridge(ctx context.Context) (EnsureBridgeResult, error) {
+	var res EnsureBridgeResult
+	err := c.call(ctx, MethodBridgeEnsure, nil, &res)
+	return res, err
+}
+
+// CreateTap makes a new tap owned by the caller, on the bridge, up.
+func (c Client) CreateTap(ctx context.Context) (string, error) {
+	var res TapCreateResult
+	if err := c.call(ctx, MethodTapCreate, nil, &res); err != nil {
+		return "", err
+	}
+	return res.Name, nil
+}
+
+// DeleteTap deletes one of the caller's taps, and any NAT entry behind it.
+func (c Client) DeleteTap(ctx context.Context, name string) error {
+	return c.call(ctx, MethodTapDelete, TapDeleteParams{Name: name}, nil)
+}
+
+// EnableNAT masquerades guestIP, reachable through the caller's tap.
+func (c Client) EnableNAT(ctx context.Context, tap, guestIP string) (NATEntry, error) {
+	var res NATEntry
+	err := c.call(ctx, MethodNATEnable, NATEnableParams{Tap: tap, GuestIP: guestIP}, &res)
+	return res, err
+}
+
+// DisableNAT removes the NAT entry of guestIP.
+func (c Client) DisableNAT(ctx context.Context, guestIP string) error {
+	return c.call(ctx, MethodNATDisable, NATDisableParams{GuestIP: guestIP}, nil)
+}
