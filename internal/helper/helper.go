@@ -1,10 +1,13 @@
 // Package helper is banger-helper, the small root process that does for
-// bangerd only what needs root, from a closed list of operations. The
-// uids it serves come from its own config file, never from a request; the
-// kernel-reported peer uid of each connection is the only identity it
-// trusts. It speaks the same rpc envelope as bangerd, adopts the caller's
-// op id, and logs one "helper rpc completed" or "helper rpc failed" line
-// per call.
+// bangerd only what needs root, from a closed list of operations: ensure
+// the bridge, create and delete taps owned by the caller, and NAT one
+// guest IP. The uids it serves come from its own config file, never from
+// a request; the kernel-reported peer uid of each connection is the only
+// identity it trusts, and every object it makes is recorded with its
+// owner, so one user can never touch another's, nor anything the helper
+// did not make. It speaks the same rpc envelope as bangerd, adopts the
+// caller's op id, and logs one "helper rpc completed" or "helper rpc
+// failed" line per call.
 package helper
 
 import (
@@ -15,43 +18,43 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"syscall"
 
-	"github.com/BurntSushi/toml"
-
 	"banger/internal/buildinfo"
+	"banger/internal/helperapi"
+	"banger/internal/hostnet"
 	"banger/internal/rpc"
 )
 
-// Default locations, as `banger system install` lays them out.
-const (
-	DefaultConfigPath = "/etc/banger/helper.toml"
-	DefaultSocketPath = "/run/banger/helper.sock"
-)
-
-// Config is the helper's own configuration.
-type Config struct {
-	// AllowedUIDs may call the helper. Root is not implied.
-	AllowedUIDs []uint32 `toml:"allowed_uids"`
-}
-
-// StatusResult answers helper.status.
-type StatusResult struct {
-	Version         string `json:"version"`
-	ProtocolVersion int    `json:"protocol_version"`
-	PeerUID         uint32 `json:"peer_uid"`
-}
-
 // Helper is one running banger-helper.
 type Helper struct {
-	cfg    Config
-	logger *slog.Logger
+	cfg       helperapi.Config
+	bridge    netip.Prefix
+	statePath string
+	logger    *slog.Logger
+	// crashAt names a failpoint where the helper kills itself, for the
+	// crash-recovery tests (BANGER_HELPER_FAILPOINT).
+	crashAt string
+
+	mu    sync.Mutex // serialises every operation and guards state
+	state *state
+	fw    *hostnet.Firewall
+}
+
+// New returns a helper for cfg that keeps its records at statePath.
+func New(cfg helperapi.Config, statePath string, logger *slog.Logger) (*Helper, error) {
+	bridge, err := cfg.BridgePrefix()
+	if err != nil {
+		return nil, err
+	}
+	return &Helper{cfg: cfg, bridge: bridge, statePath: statePath, logger: logger}, nil
 }
 
 // uidList collects repeated --allow-uid flags.
@@ -71,10 +74,11 @@ func (u *uidList) Set(s string) error {
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("banger-helper", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", DefaultConfigPath, "helper config file (allowed_uids)")
-	socketPath := fs.String("socket", DefaultSocketPath, "socket to listen on")
+	configPath := fs.String("config", helperapi.DefaultConfigPath, "helper config file")
+	socketPath := fs.String("socket", helperapi.DefaultSocketPath, "socket to listen on")
+	statePath := fs.String("state", helperapi.DefaultStatePath, "where the helper records what it made for whom")
 	var extraUIDs uidList
-	fs.Var(&extraUIDs, "allow-uid", "also allow this uid (repeatable; for tests, instead of a config file)")
+	fs.Var(&extraUIDs, "allow-uid", "allow this uid with the default bridge, instead of a config file (repeatable; for tests)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,55 +95,92 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		return 0
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	fail := func(err error) int {
+		logger.Error("helper failed to start", "error", err.Error())
+		return 1
+	}
 
-	cfg := Config{}
-	if len(extraUIDs) == 0 || *configPath != DefaultConfigPath {
+	cfg := helperapi.DefaultConfig()
+	configGiven := false
+	fs.Visit(func(f *flag.Flag) { configGiven = configGiven || f.Name == "config" })
+	if len(extraUIDs) == 0 || configGiven {
+		if err := checkRootOwned(*configPath, false); err != nil {
+			return fail(err)
+		}
 		var err error
-		if cfg, err = LoadConfig(*configPath); err != nil {
-			logger.Error("helper failed to start", "error", err.Error())
-			return 1
+		if cfg, err = helperapi.LoadConfig(*configPath); err != nil {
+			return fail(err)
 		}
 	}
 	cfg.AllowedUIDs = append(cfg.AllowedUIDs, extraUIDs...)
 	if len(cfg.AllowedUIDs) == 0 {
-		logger.Error("helper failed to start", "error", "no allowed uids: set allowed_uids in "+*configPath+" or pass --allow-uid")
-		return 1
+		return fail(fmt.Errorf("no allowed uids: set allowed_uids in %s or pass --allow-uid", *configPath))
 	}
+	h, err := New(cfg, *statePath, logger)
+	if err != nil {
+		return fail(err)
+	}
+	h.crashAt = os.Getenv("BANGER_HELPER_FAILPOINT")
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	h := &Helper{cfg: cfg, logger: logger}
 	if err := h.ListenAndServe(ctx, *socketPath); err != nil {
-		logger.Error("helper stopped", "error", err.Error())
-		return 1
+		return fail(err)
 	}
 	return 0
 }
 
-// LoadConfig reads the helper's TOML config; unknown keys are errors.
-func LoadConfig(path string) (Config, error) {
-	var cfg Config
-	md, err := toml.DecodeFile(path, &cfg)
+// checkRootOwned refuses a path that is a symlink, or that anyone but
+// root (or the user the helper runs as, which is root in production) owns
+// or can write: whoever can write the config decides who may use the
+// helper. For a directory, missing is fine (the caller creates it).
+func checkRootOwned(path string, isDir bool) error {
+	fi, err := os.Lstat(path)
+	if isDir && errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		return Config{}, fmt.Errorf("helper config %s: %w", path, err)
+		return err
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
-		}
-		return Config{}, fmt.Errorf("helper config %s: unknown key %s", path, strings.Join(keys, ", "))
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symlink; refusing to use it", path)
 	}
-	return cfg, nil
+	if isDir != fi.IsDir() {
+		return fmt.Errorf("%s: not a %s", path, map[bool]string{true: "directory", false: "regular file"}[isDir])
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read its owner", path)
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, not root; refusing to use it", path, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by group or others (mode %#o); refusing to use it", path, fi.Mode().Perm())
+	}
+	return nil
 }
 
-// ListenAndServe binds socketPath (its directory created root-owned 0755,
-// the socket itself open to all: who may call is decided per connection
-// from SO_PEERCRED) and serves until ctx is cancelled.
+// ListenAndServe reconciles the host with the helper's records, then
+// binds socketPath and serves until ctx is cancelled.
 func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
-	if err := os.MkdirAll(filepath.Dir(socketPath), 0o755); err != nil {
+	dir := filepath.Dir(socketPath)
+	if err := checkRootOwned(dir, true); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create socket dir: %w", err)
 	}
+	if err := checkRootOwned(filepath.Dir(h.statePath), true); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(h.statePath), 0o755); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := h.reconcile(); err != nil {
+		return err
+	}
+
 	if fi, err := os.Lstat(socketPath); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return fmt.Errorf("%s exists and is not a socket; refusing to replace it", socketPath)
@@ -150,16 +191,20 @@ func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", socketPath, err)
 	}
+	// Anyone may connect; who may call anything is decided per connection
+	// from SO_PEERCRED against allowed_uids.
 	if err := os.Chmod(socketPath, 0o666); err != nil {
 		ln.Close()
 		return fmt.Errorf("chmod %s: %w", socketPath, err)
 	}
 	h.logger.Info("helper started", "pid", os.Getpid(), "version", buildinfo.Version(),
-		"socket", socketPath, "allowed_uids", h.cfg.AllowedUIDs)
+		"socket", socketPath, "state", h.statePath, "allowed_uids", h.cfg.AllowedUIDs,
+		"bridge", h.cfg.BridgeName, "bridge_address", h.bridge.String())
 	srv := &rpc.Server{
-		Methods:   h.methods(),
-		Authorize: h.authorize,
-		Observe:   h.observe,
+		Methods:         h.methods(),
+		Authorize:       h.authorize,
+		Observe:         h.observe,
+		MaxRequestBytes: 16 << 10, // its requests are a name and an address
 	}
 	err = srv.Serve(ctx, ln)
 	h.logger.Info("helper stopped", "pid", os.Getpid())
@@ -168,7 +213,12 @@ func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
 
 func (h *Helper) methods() map[string]rpc.Handler {
 	return map[string]rpc.Handler{
-		"helper.status": rpc.Typed(h.status),
+		helperapi.MethodStatus:       rpc.Typed(h.status),
+		helperapi.MethodBridgeEnsure: rpc.Typed(h.ensureBridge),
+		helperapi.MethodTapCreate:    rpc.Typed(h.createTap),
+		helperapi.MethodTapDelete:    rpc.Typed(h.deleteTap),
+		helperapi.MethodNATEnable:    rpc.Typed(h.enableNAT),
+		helperapi.MethodNATDisable:   rpc.Typed(h.disableNAT),
 	}
 }
 
@@ -189,7 +239,29 @@ func (h *Helper) observe(ctx context.Context, c rpc.CallInfo) {
 	h.logger.InfoContext(ctx, "helper rpc completed", attrs...)
 }
 
-func (h *Helper) status(ctx context.Context, _ rpc.NoParams) (StatusResult, error) {
-	peer, _ := rpc.PeerFromContext(ctx)
-	return StatusResult{Version: buildinfo.Version(), ProtocolVersion: buildinfo.ProtocolVersion, PeerUID: peer.UID}, nil
+// firewall returns the iptables handle, found on first use: a helper
+// whose users never ask for NAT runs without iptables installed.
+func (h *Helper) firewall() (*hostnet.Firewall, error) {
+	if h.fw != nil {
+		return h.fw, nil
+	}
+	fw, err := hostnet.NewFirewall()
+	if err != nil {
+		return nil, fmt.Errorf("NAT needs iptables: %w", err)
+	}
+	h.fw = fw
+	return fw, nil
+}
+
+func (h *Helper) saveState() error {
+	return h.state.save(h.statePath)
+}
+
+// failpoint kills the helper with SIGKILL at the named point when the
+// crash tests ask for it, to prove a crash there leaves nothing behind.
+func (h *Helper) failpoint(name string) {
+	if h.crashAt == name {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
 }

@@ -97,13 +97,14 @@ func (c Config) BridgePrefix() (netip.Prefix, error) {
 	}
 	p := netip.PrefixFrom(addr, bits)
 	network := p.Masked().Addr()
-	if addr == network || addr == broadcast(p) {
+	if addr == network || addr == Broadcast(p) {
 		return netip.Prefix{}, fmt.Errorf("bridge_ip: %s is the network or broadcast address of %s", addr, p.Masked())
 	}
 	return p, nil
 }
 
-func broadcast(p netip.Prefix) netip.Addr {
+// Broadcast is the last address of p's network.
+func Broadcast(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
