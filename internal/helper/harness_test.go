@@ -100,7 +100,7 @@ func dialMain(addr string) int {
 
 // helperProc is a banger-helper process running in a namespace.
 type helperProc struct {
-	t       *testing.T
+	t       testing.TB
 	ns      *netns.NS
 	dir     string // 0755: config, socket, state, log, a world-executable copy of this binary
 	config  string
@@ -115,7 +115,7 @@ type helperProc struct {
 const nobody = 65534
 
 // newHelperDir prepares the files for a helper: a config allowing uids.
-func newHelperDir(t *testing.T, ns *netns.NS, allowed ...uint32) *helperProc {
+func newHelperDir(t testing.TB, ns *netns.NS, allowed ...uint32) *helperProc {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bgh")
 	if err != nil {
@@ -144,7 +144,7 @@ func newHelperDir(t *testing.T, ns *netns.NS, allowed ...uint32) *helperProc {
 	return h
 }
 
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatal(err)

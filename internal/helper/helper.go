@@ -46,6 +46,8 @@ type Helper struct {
 	mu    sync.Mutex // serialises every operation and guards state
 	state *state
 	fw    *hostnet.Firewall
+	// chainsReady: banger's iptables chains were ensured by this process.
+	chainsReady bool
 }
 
 // New returns a helper for cfg that keeps its records at statePath.

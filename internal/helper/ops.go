@@ -67,14 +67,21 @@ func (h *Helper) ensureBridge(ctx context.Context, _ rpc.NoParams) (helperapi.En
 	return helperapi.EnsureBridgeResult{Bridge: h.bridgeInfo(), Created: created}, nil
 }
 
+// ensureBridgeLocked makes the bridge exist and be up (cheap netlink
+// checks, every time), and puts banger's chains with the bridge rule in
+// place once per helper lifetime: that runs iptables, which costs more
+// than creating a tap.
 func (h *Helper) ensureBridgeLocked() (bool, error) {
 	created, err := hostnet.EnsureBridge(h.cfg.BridgeName, h.bridge)
 	if err != nil {
 		return false, fmt.Errorf("bridge %s: %w", h.cfg.BridgeName, err)
 	}
-	if fw, err := h.firewall(); err == nil {
-		if err := fw.EnsureChains(h.cfg.BridgeName); err != nil {
-			return created, err
+	if created || !h.chainsReady {
+		if fw, err := h.firewall(); err == nil {
+			if err := fw.EnsureChains(h.cfg.BridgeName); err != nil {
+				return created, err
+			}
+			h.chainsReady = true
 		}
 	}
 	return created, nil

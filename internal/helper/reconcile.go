@@ -93,7 +93,11 @@ func (h *Helper) resetFirewall(rules []hostnet.NATRule) error {
 			return err // never used NAT: leave the firewall alone
 		}
 	}
-	return fw.Reset(h.cfg.BridgeName, rules)
+	if err := fw.Reset(h.cfg.BridgeName, rules); err != nil {
+		return err
+	}
+	h.chainsReady = true
+	return nil
 }
 
 // isHelperLink says whether a link is one the helper made: a tap name

@@ -1,0 +1,80 @@
+package helper
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	vnetns "github.com/vishvananda/netns"
+
+	"banger/internal/helperapi"
+	"banger/internal/hostnet"
+	"banger/internal/testutil/netns"
+)
+
+// BenchmarkTapCreateDelete/helper is a tap.create and a tap.delete through
+// banger-helper (RPC, authorization, records written to disk, netlink);
+// /raw is the same kernel work — hostnet.CreateTap and DeleteLink — done
+// directly, in the same namespace, in the same run. Their ratio is the
+// helper's overhead.
+func BenchmarkTapCreateDelete(b *testing.B) {
+	ns := netns.New(b)
+	h := newHelperDir(b, ns, 0)
+	h.start()
+	if err := h.call("op-0000000bench", helperapi.MethodBridgeEnsure, nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	client := helperapi.Client{Socket: h.socket}
+
+	b.Run("helper", func(b *testing.B) {
+		ctx := context.Background()
+		for b.Loop() {
+			name, err := client.CreateTap(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := client.DeleteTap(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		inNamespace(b, ns, func() {
+			for b.Loop() {
+				if err := hostnet.CreateTap("bgtapraw", 0, "bench", "br-fc"); err != nil {
+					b.Fatal(err)
+				}
+				if err := hostnet.DeleteLink("bgtapraw"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
+
+// inNamespace runs fn on an OS thread switched into ns: the ioctls and
+// netlink sockets fn opens act there.
+func inNamespace(b *testing.B, ns *netns.NS, fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := vnetns.Get()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := vnetns.GetFromName(ns.Name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer target.Close()
+	if err := vnetns.Set(target); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := vnetns.Set(orig); err != nil {
+			panic(fmt.Sprintf("cannot return to the original network namespace: %v", err))
+		}
+	}()
+	fn()
+}
