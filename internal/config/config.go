@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"banger/internal/helperapi"
 	"banger/internal/model"
 	"banger/internal/paths"
 )
@@ -37,6 +38,7 @@ func Defaults(layout paths.Layout, home string) model.DaemonConfig {
 		DefaultDNS:         model.DefaultDNS,
 		DefaultImageName:   "default",
 		VMM:                model.VMMAuto,
+		HelperSocket:       helperapi.DefaultSocketPath,
 	}
 }
 
@@ -139,6 +141,7 @@ type rawConfig struct {
 	DefaultDNS         any            `toml:"default_dns"`
 	DefaultImageName   any            `toml:"default_image_name"`
 	VMM                any            `toml:"vmm"`
+	HelperSocket       any            `toml:"helper_socket"`
 	FileSync           any            `toml:"file_sync"`
 	VMDefaults         toml.Primitive `toml:"vm_defaults"`
 }
@@ -160,7 +163,8 @@ var (
 		"log_level", "firecracker_bin", "ssh_key_path", "host_home_dir",
 		"auto_stop_stale_after", "stats_poll_interval", "bridge_name",
 		"bridge_ip", "cidr", "tap_pool_size", "default_dns",
-		"default_image_name", "vmm", "file_sync", "vm_defaults",
+		"default_image_name", "vmm", "helper_socket", "file_sync",
+		"vm_defaults",
 	}
 	vmDefaultsKeys = []string{
 		"vcpu_count", "memory_mib", "system_overlay_size", "work_disk_size",
@@ -293,6 +297,7 @@ func (p *parser) apply(cfg *model.DaemonConfig, raw *rawConfig, vd *rawVMDefault
 		{"default_dns", raw.DefaultDNS, stringField(&cfg.DefaultDNS, parseIPv4)},
 		{"default_image_name", raw.DefaultImageName, stringField(&cfg.DefaultImageName, parseDNSLabel)},
 		{"vmm", raw.VMM, stringField(&cfg.VMM, parseVMM)},
+		{"helper_socket", raw.HelperSocket, stringField(&cfg.HelperSocket, p.parseSocketPath)},
 		{"vm_defaults.vcpu_count", vd.VCPUCount, intField(&cfg.VMDefaults.VCPUCount, 1, 32)},
 		{"vm_defaults.memory_mib", vd.MemoryMiB, intField(&cfg.VMDefaults.MemoryMiB, 128, 1024*1024)},
 		{"vm_defaults.system_overlay_size", vd.SystemOverlaySize, sizeField(&cfg.VMDefaults.SystemOverlaySizeByte)},

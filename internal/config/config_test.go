@@ -48,6 +48,7 @@ func TestDefaults(t *testing.T) {
 		DefaultDNS:         "1.1.1.1",
 		DefaultImageName:   "default",
 		VMM:                "auto",
+		HelperSocket:       "/run/banger/helper.sock",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
@@ -111,7 +112,8 @@ func fullWant() model.DaemonConfig {
 			WorkDiskSizeBytes:     20 << 30,
 			NATEnabled:            true,
 		},
-		VMM: "firecracker",
+		VMM:          "firecracker",
+		HelperSocket: "/run/banger-test/helper.sock",
 	}
 }
 
@@ -203,6 +205,9 @@ func TestParseAccepts(t *testing.T) {
 		{"bridge name 15 bytes", `bridge_name = "br-0123456789ab"`, func(c model.DaemonConfig) bool { return c.BridgeName == "br-0123456789ab" }},
 		{"image name digits", `default_image_name = "0"`, func(c model.DaemonConfig) bool { return c.DefaultImageName == "0" }},
 		{"vmm qemu", `vmm = "qemu"`, func(c model.DaemonConfig) bool { return c.VMM == "qemu" }},
+		{"helper socket cleaned", `helper_socket = "/run//banger/./helper.sock"`, func(c model.DaemonConfig) bool { return c.HelperSocket == "/run/banger/helper.sock" }},
+		{"helper socket in home", `helper_socket = "~/h.sock"`, func(c model.DaemonConfig) bool { return c.HelperSocket == testHome+"/h.sock" }},
+		{"helper socket 107 bytes", `helper_socket = "/` + strings.Repeat("s", 106) + `"`, func(c model.DaemonConfig) bool { return len(c.HelperSocket) == 107 }},
 		{"bridge ip top of /30", "bridge_ip = \"10.0.0.2\"\ncidr = \"30\"", func(c model.DaemonConfig) bool { return c.BridgeIP == "10.0.0.2" }},
 		{"size integer MiB", "[vm_defaults]\nsystem_overlay_size = 512", func(c model.DaemonConfig) bool { return c.VMDefaults.SystemOverlaySizeByte == 512<<20 }},
 		{"size lower suffix", "[vm_defaults]\nwork_disk_size = \"2g\"", func(c model.DaemonConfig) bool { return c.VMDefaults.WorkDiskSizeBytes == 2<<30 }},
@@ -270,6 +275,10 @@ func TestParseRejects(t *testing.T) {
 		{"ssh key empty", `ssh_key_path = ""`, "ssh_key_path"},
 		{"host home relative", `host_home_dir = "alice"`, "host_home_dir"},
 		{"host home NUL", `host_home_dir = "/home/a\u0000b"`, "host_home_dir"},
+		{"helper socket relative", `helper_socket = "run/helper.sock"`, "helper_socket"},
+		{"helper socket empty", `helper_socket = ""`, "helper_socket"},
+		{"helper socket not a string", `helper_socket = 1`, "helper_socket"},
+		{"helper socket too long", `helper_socket = "/` + strings.Repeat("s", 107) + `"`, "helper_socket"},
 
 		// Durations.
 		{"auto stop negative", `auto_stop_stale_after = "-5m"`, "auto_stop_stale_after"},
@@ -407,6 +416,8 @@ func TestErrorMessages(t *testing.T) {
 			`config /x/config.toml: bridge_ip: "10.0.255.255" is the broadcast address of 10.0.0.0/16; use a host address such as 10.0.0.1`},
 		{"size", "[vm_defaults]\nwork_disk_size = \"8T\"",
 			`config /x/config.toml: vm_defaults.work_disk_size: "8T": unsupported size suffix: "T"`},
+		{"helper socket relative", `helper_socket = "helper.sock"`,
+			`config /x/config.toml: helper_socket: "helper.sock" is not an absolute path (start it with / or ~/)`},
 		{"guest", "[[file_sync]]\nhost = \"~/.bashrc\"\nguest = \"/etc/bash.bashrc\"",
 			`config /x/config.toml: file_sync[0].guest: "/etc/bash.bashrc" is outside /root (guest paths must stay in root's home)`},
 	} {

@@ -50,10 +50,13 @@ func FuzzParse(f *testing.F) {
 		if err := checkBridgeHost(cfg.BridgeIP, cfg.CIDR); err != nil {
 			t.Errorf("accepted bridge %s/%s: %v", cfg.BridgeIP, cfg.CIDR, err)
 		}
-		for _, p := range []string{cfg.SSHKeyPath, cfg.HostHomeDir} {
+		for _, p := range []string{cfg.SSHKeyPath, cfg.HostHomeDir, cfg.HelperSocket} {
 			if !filepath.IsAbs(p) {
 				t.Errorf("path %q is not absolute", p)
 			}
+		}
+		if len(cfg.HelperSocket) > maxSocketPath {
+			t.Errorf("helper socket %q is longer than a unix socket path can be", cfg.HelperSocket)
 		}
 		for _, e := range cfg.FileSync {
 			if !strings.HasPrefix(e.Guest, "/root/") || strings.Contains(e.Guest, "/../") || strings.HasSuffix(e.Guest, "/..") {

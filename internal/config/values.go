@@ -284,6 +284,23 @@ func (p *parser) parseAbsPath(s string) (string, error) {
 	return filepath.Clean(expanded), nil
 }
 
+// maxSocketPath is the longest path a unix socket can be bound or
+// dialled at: sun_path holds 108 bytes, the last one a NUL.
+const maxSocketPath = 107
+
+// parseSocketPath is parseAbsPath for a unix socket, whose path the
+// kernel limits to maxSocketPath bytes.
+func (p *parser) parseSocketPath(s string) (string, error) {
+	path, err := p.parseAbsPath(s)
+	if err != nil {
+		return "", err
+	}
+	if len(path) > maxSocketPath {
+		return "", fmt.Errorf("%q is %d bytes; a unix socket path has at most %d", path, len(path), maxSocketPath)
+	}
+	return path, nil
+}
+
 // parseCommand accepts a bare command name, looked up in $PATH when the
 // daemon runs it, or an absolute path (after "~/" expansion). A relative
 // path with a slash would depend on the daemon's working directory.

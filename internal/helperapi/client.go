@@ -17,8 +17,8 @@ type Client struct {
 func (c Client) call(ctx context.Context, method string, params, result any) error {
 	err := rpc.Call(ctx, c.Socket, method, params, result)
 	if rpc.IsNotListening(err) {
-		return fmt.Errorf("banger-helper is not running at %s (install it with 'sudo banger system install'): %w",
-			c.Socket, errdefs.ErrUnavailable)
+		return fmt.Errorf("banger-helper is %w at %s: not running; install it with 'sudo banger system install'",
+			errdefs.ErrUnavailable, c.Socket)
 	}
 	return err
 }
