@@ -50,13 +50,16 @@ func (a *app) daemonCommand() *cobra.Command {
 	return cmd
 }
 
-// daemonStatus is what `daemon status` and `daemon start` report.
+// daemonStatus is what `daemon status` and `daemon start` report; only
+// status asks for the helper and the tap pool.
 type daemonStatus struct {
 	Running bool `json:"running"`
 	api.PingResult
-	StartedNow bool   `json:"started_now"`
-	SocketPath string `json:"socket_path"`
-	LogPath    string `json:"log_path"`
+	StartedNow bool               `json:"started_now"`
+	SocketPath string             `json:"socket_path"`
+	LogPath    string             `json:"log_path"`
+	Helper     *api.HelperStatus  `json:"helper,omitempty"`
+	TapPool    *api.TapPoolStatus `json:"tap_pool,omitempty"`
 }
 
 func (a *app) runDaemonStart(cmd *cobra.Command, _ []string) error {
@@ -75,11 +78,26 @@ func (a *app) runDaemonStart(cmd *cobra.Command, _ []string) error {
 }
 
 func (a *app) runDaemonStatus(cmd *cobra.Command, _ []string) error {
-	layout, res, started, err := a.ensureDaemon(cmd.Context())
+	ctx := cmd.Context()
+	layout, res, started, err := a.ensureDaemon(ctx)
 	if err != nil {
 		return err
 	}
 	st := daemonStatus{Running: true, PingResult: res, StartedNow: started, SocketPath: layout.SocketPath, LogPath: layout.LogPath}
+	// The daemon bounds its own call to the helper well inside this.
+	callCtx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	var full api.StatusResult
+	err = rpc.Call(callCtx, layout.SocketPath, api.MethodDaemonStatus, nil, &full)
+	var remote *rpc.ErrorResponse
+	switch {
+	case err == nil:
+		st.PingResult, st.Helper, st.TapPool = full.PingResult, &full.Helper, &full.TapPool
+	case errors.As(err, &remote) && remote.Code == rpc.CodeUnknownMethod:
+		// A bangerd from before daemon.status: report what ping said.
+	default:
+		return err
+	}
 	if a.jsonOut {
 		return a.printJSON(st)
 	}
@@ -95,7 +113,64 @@ func (a *app) runDaemonStatus(cmd *cobra.Command, _ []string) error {
 	t.row("socket", st.SocketPath)
 	t.row("config", config)
 	t.row("log", fmt.Sprintf("%s (level %s)", st.LogPath, st.LogLevel))
+	if st.Helper == nil {
+		t.row("helper", "unknown: this bangerd is older than banger; restart it with 'banger daemon stop'")
+	} else {
+		t.row("helper", describeHelper(*st.Helper))
+		t.row("tap pool", describeTapPool(*st.TapPool, st.Helper.Reachable))
+	}
 	return t.flush()
+}
+
+// describeHelper is the helper line of `daemon status`, e.g.
+// "reachable (v0.4.0), bridge br-fc 172.16.0.1/24 up".
+func describeHelper(h api.HelperStatus) string {
+	if !h.Reachable {
+		return "not reachable: " + h.Error
+	}
+	s := fmt.Sprintf("reachable (%s)", h.Version)
+	b := h.Bridge
+	if b.Name == "" {
+		return s
+	}
+	s += ", bridge " + b.Name
+	if b.Address != "" {
+		s += " " + b.Address
+	}
+	switch {
+	case !b.Exists:
+		return s + " not created yet"
+	case b.Up:
+		return s + " up"
+	}
+	return s + " down"
+}
+
+// describeTapPool is the tap pool line of `daemon status`, e.g.
+// "2/2 ready (3 hits, 1 miss)".
+func describeTapPool(p api.TapPoolStatus, helperReachable bool) string {
+	if p.Size == 0 {
+		return "off (tap_pool_size = 0): each VM start creates its tap"
+	}
+	s := fmt.Sprintf("%d/%d ready", p.Ready, p.Size)
+	if p.Hits+p.Misses > 0 {
+		s += fmt.Sprintf(" (%s, %s)", plural(p.Hits, "hit", "hits"), plural(p.Misses, "miss", "misses"))
+	}
+	switch {
+	case !helperReachable:
+		// The helper line says why; the refill error would repeat it.
+		return s + ", waiting for banger-helper"
+	case p.LastError != "":
+		return s + ", last refill failed: " + p.LastError
+	}
+	return s
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func (a *app) runDaemonStop(cmd *cobra.Command, _ []string) error {

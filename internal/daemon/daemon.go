@@ -13,14 +13,20 @@ import (
 	"os"
 	"time"
 
+	"banger/internal/api"
 	"banger/internal/buildinfo"
 	"banger/internal/errdefs"
+	"banger/internal/helperapi"
 	"banger/internal/lockfile"
 	"banger/internal/model"
 	"banger/internal/paths"
 	"banger/internal/rpc"
 	"banger/internal/store"
+	"banger/internal/tappool"
 )
+
+// The helper client is what the tap pool creates and deletes taps with.
+var _ tappool.Allocator = helperapi.Client{}
 
 // Daemon is one running bangerd.
 type Daemon struct {
@@ -32,6 +38,11 @@ type Daemon struct {
 	store       *store.Store
 	ownerUID    uint32
 	started     time.Time
+
+	// helper is banger-helper, for what needs root; tapPool keeps taps
+	// made by it ready for VM starts.
+	helper  helperapi.Client
+	tapPool *tappool.Pool
 
 	// shutdown ends Serve; daemon.shutdown calls it after answering.
 	shutdown context.CancelFunc
@@ -87,8 +98,28 @@ func Run(ctx context.Context, opts Options) error {
 		logger:      opts.Logger,
 		store:       st,
 		ownerUID:    uint32(os.Getuid()),
+		helper:      helperapi.Client{Socket: opts.Config.HelperSocket},
+		started:     time.Now(),
 	}
-	return d.Serve(ctx, ln)
+	d.tapPool = tappool.New(d.helper, opts.Config.TapPoolSize, opts.Logger)
+	d.logger.Info("daemon started",
+		"pid", os.Getpid(),
+		"version", buildinfo.Version(),
+		"protocol_version", buildinfo.ProtocolVersion,
+		"socket", d.layout.SocketPath,
+		"db_path", d.layout.DBPath,
+		"config_path", d.layout.ConfigFile,
+		"config_found", d.configFound,
+		"log_level", d.logLevel,
+		"helper_socket", d.helper.Socket,
+		"tap_pool_size", opts.Config.TapPoolSize)
+	// In the background: the daemon serves whether or not the helper
+	// answers. After serving, the pool's ready taps are released.
+	stopTapPool := d.startTapPool(ctx)
+	err = d.Serve(ctx, ln)
+	stopTapPool()
+	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
+	return err
 }
 
 // listenSocket binds the daemon socket. The caller holds the daemon lock,
@@ -129,24 +160,14 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		Authorize: d.authorize,
 		Observe:   d.observeRPC,
 	}
-	d.logger.Info("daemon started",
-		"pid", os.Getpid(),
-		"version", buildinfo.Version(),
-		"protocol_version", buildinfo.ProtocolVersion,
-		"socket", d.layout.SocketPath,
-		"db_path", d.layout.DBPath,
-		"config_path", d.layout.ConfigFile,
-		"config_found", d.configFound,
-		"log_level", d.logLevel)
-	err := srv.Serve(ctx, ln)
-	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
-	return err
+	return srv.Serve(ctx, ln)
 }
 
 func (d *Daemon) methods() map[string]rpc.Handler {
 	return map[string]rpc.Handler{
-		"daemon.ping":     rpc.Typed(d.ping),
-		"daemon.shutdown": rpc.Typed(d.shutdownDaemon),
+		api.MethodDaemonPing:     rpc.Typed(d.ping),
+		api.MethodDaemonStatus:   rpc.Typed(d.status),
+		api.MethodDaemonShutdown: rpc.Typed(d.shutdownDaemon),
 	}
 }
 
