@@ -19,6 +19,7 @@ var cliAllowed = []string{
 	"banger/internal/buildinfo",
 	"banger/internal/cli",
 	"banger/internal/errdefs",
+	"banger/internal/helperapi",
 	"banger/internal/lockfile",
 	"banger/internal/model",
 	"banger/internal/paths",

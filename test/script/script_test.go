@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 			os.Exit(daemon.Main(context.Background(), os.Args[1:], os.Stderr))
 		},
 		"fakebangerd": fakeDaemon,
+		"fakehelper":  fakeHelper,
 	})
 }
 
@@ -57,10 +58,19 @@ func TestScripts(t *testing.T) {
 			})
 			return os.MkdirAll(home, 0o700)
 		},
+		// [root]: the script runs as root (banger system install needs it).
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"rawrpc":      rawRPC,
 			"waitsock":    waitSock,
 			"killdaemon9": killDaemon9,
+			"waitpool":    waitPool,
+			"envsubst":    envSubst,
 		},
 	})
 }
@@ -94,16 +104,20 @@ func rawRPC(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// waitsock waits until something listens on $SOCK.
+// waitsock [PATH] waits until something listens on PATH (default $SOCK).
 func waitSock(ts *testscript.TestScript, neg bool, args []string) {
+	sock := ts.Getenv("SOCK")
+	if len(args) == 1 {
+		sock = args[0]
+	}
 	for i := 0; i < 500; i++ {
-		if c, err := net.Dial("unix", ts.Getenv("SOCK")); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ts.Fatalf("nothing listens on %s", ts.Getenv("SOCK"))
+	ts.Fatalf("nothing listens on %s", sock)
 }
 
 // killdaemon9 kills the running daemon with SIGKILL, as a crash would,
