@@ -21,8 +21,10 @@ import (
 
 	"banger/internal/cli"
 	"banger/internal/daemon"
+	"banger/internal/helper"
 	"banger/internal/lockfile"
 	"banger/internal/paths"
+	"banger/internal/testutil/netns"
 )
 
 func TestMain(m *testing.M) {
@@ -32,6 +34,9 @@ func TestMain(m *testing.M) {
 		},
 		"bangerd": func() {
 			os.Exit(daemon.Main(context.Background(), os.Args[1:], os.Stderr))
+		},
+		"banger-helper": func() {
+			os.Exit(helper.Main(context.Background(), os.Args[1:], os.Stderr))
 		},
 		"fakebangerd": fakeDaemon,
 		"fakehelper":  fakeHelper,
@@ -71,6 +76,8 @@ func TestScripts(t *testing.T) {
 			"killdaemon9": killDaemon9,
 			"waitpool":    waitPool,
 			"envsubst":    envSubst,
+			"netns":       netnsCmd,
+			"capture":     capture,
 		},
 	})
 }
@@ -184,4 +191,36 @@ func fakeDaemon() {
 			json.NewEncoder(conn).Encode(resp)
 		}()
 	}
+}
+
+// netns VAR creates a network namespace for the script, named in $VAR,
+// and destroys it (killing what runs in it) when the script ends.
+// Everything the real helper does in a script happens inside one.
+func netnsCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: netns VAR")
+	}
+	ns, err := netns.Create()
+	ts.Check(err)
+	ts.Defer(func() {
+		if err := ns.Destroy(); err != nil {
+			ts.Logf("%v", err)
+		}
+	})
+	ts.Setenv(args[0], ns.Name)
+}
+
+// capture stdout|stderr REGEXP VAR sets $VAR to the first submatch of
+// REGEXP in the last command's output.
+func capture(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || (args[0] != "stdout" && args[0] != "stderr") {
+		ts.Fatalf("usage: capture stdout|stderr REGEXP VAR")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[0]))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %s in %s", args[1], args[0])
+	}
+	ts.Setenv(args[2], m[1])
 }

@@ -7,6 +7,7 @@ package netns
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -32,20 +33,40 @@ type NS struct {
 	Name string
 }
 
-// New creates a namespace with loopback up.
+// New creates a namespace with loopback up, destroyed when the test ends.
 func New(t testing.TB) *NS {
 	t.Helper()
 	Require(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	ns := &NS{Name: "bgt-" + hex.EncodeToString(b)}
-	run(t, "ip", "netns", "add", ns.Name)
-	t.Cleanup(func() { ns.destroy(t) })
-	ns.Run(t, "ip", "link", "set", "lo", "up")
+	ns, err := Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Destroy(); err != nil {
+			t.Error(err)
+		}
+	})
 	return ns
 }
 
-func (ns *NS) destroy(t testing.TB) {
+// Create makes a uniquely named namespace with loopback up. The caller
+// must Destroy it.
+func Create() (*NS, error) {
+	b := make([]byte, 4)
+	rand.Read(b)
+	ns := &NS{Name: "bgt-" + hex.EncodeToString(b)}
+	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ip netns add %s: %v: %s", ns.Name, err, out)
+	}
+	if out, err := ns.Cmd("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		ns.Destroy()
+		return nil, fmt.Errorf("in %s: ip link set lo up: %v: %s", ns.Name, err, out)
+	}
+	return ns, nil
+}
+
+// Destroy kills every process left in the namespace and deletes it.
+func (ns *NS) Destroy() error {
 	out, _ := exec.Command("ip", "netns", "pids", ns.Name).Output()
 	for _, f := range strings.Fields(string(out)) {
 		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
@@ -55,11 +76,11 @@ func (ns *NS) destroy(t testing.TB) {
 	// A killed process can hold the namespace briefly; retry the delete.
 	for i := 0; i < 50; i++ {
 		if exec.Command("ip", "netns", "del", ns.Name).Run() == nil {
-			return
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Errorf("could not delete network namespace %s", ns.Name)
+	return fmt.Errorf("could not delete network namespace %s", ns.Name)
 }
 
 // Cmd returns a command that runs inside the namespace.
