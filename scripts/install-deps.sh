@@ -8,11 +8,15 @@ export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
 
 # command:package pairs. gcc and libc6-dev are for `go test -race`; socat
 # sends raw requests to the daemon socket in the demo; flock (util-linux)
-# is used by the lock tests.
-needs=(gcc:gcc socat:socat flock:util-linux)
+# is used by the lock tests; ip (iproute2) makes the tests' network
+# namespaces; iptables is what banger-helper's NAT runs.
+needs=(gcc:gcc socat:socat flock:util-linux ip:iproute2 iptables:iptables iptables-save:iptables)
 missing=()
 for pair in "${needs[@]}"; do
-	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+	pkg="${pair#*:}"
+	if ! command -v "${pair%%:*}" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $pkg "* ]]; then
+		missing+=("$pkg")
+	fi
 done
 if [ ! -e /usr/include/stdio.h ]; then missing+=(libc6-dev); fi
 
