@@ -1,0 +1,18 @@
+package kernel
+
+import (
+	"os"
+	"testing"
+)
+
+// TestWriteFixtureVmlinux writes the vmlinux the xz fixtures compress,
+// for testdata/make-xz-fixtures.sh; it does nothing otherwise.
+func TestWriteFixtureVmlinux(t *testing.T) {
+	dst := os.Getenv("KERNEL_TEST_WRITE_VMLINUX")
+	if dst == "" {
+		t.Skip("KERNEL_TEST_WRITE_VMLINUX not set: only testdata/make-xz-fixtures.sh needs this")
+	}
+	if err := os.WriteFile(dst, buildELF(elfSpec{notes: xenNotes(true), body: codeBody(64 << 10)}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
