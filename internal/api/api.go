@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"banger/internal/helperapi"
+	"banger/internal/model"
 )
 
 // Daemon methods.
@@ -61,4 +62,51 @@ type TapPoolStatus struct {
 // sending it.
 type ShutdownResult struct {
 	PID int `json:"pid"`
+}
+
+// Operation methods: the status and cancellation of asynchronous
+// operations (image builds, VM creates), whatever began them.
+const (
+	MethodOperationStatus = "operation.status"
+	MethodOperationCancel = "operation.cancel"
+)
+
+// Operation event types.
+const (
+	EventStage  = "stage"  // a stage began
+	EventDetail = "detail" // progress within the current stage
+	EventDone   = "done"   // the operation finished; see the status's state
+)
+
+// OperationEvent is one step of an operation's progress.
+type OperationEvent struct {
+	Seq      int       `json:"seq"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Stage    string    `json:"stage,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Progress float64   `json:"progress"` // of the whole operation, 0 to 1
+}
+
+// OperationStatus is an operation as status reports it: its record, its
+// stages, and the events after the sequence number asked for.
+type OperationStatus struct {
+	model.Operation
+	Stages   []string         `json:"stages"`
+	Progress float64          `json:"progress"`
+	Events   []OperationEvent `json:"events"`
+	LastSeq  int              `json:"last_seq"`
+}
+
+// OperationStatusParams asks for an operation's status and the events
+// after AfterSeq, waiting up to WaitMS (at most 10 s) for one to arrive.
+type OperationStatusParams struct {
+	ID       string `json:"id"`
+	AfterSeq int    `json:"after_seq"`
+	WaitMS   int    `json:"wait_ms"`
+}
+
+// OperationCancelParams names an operation to cancel.
+type OperationCancelParams struct {
+	ID string `json:"id"`
 }

@@ -184,3 +184,16 @@ func TestDefaults(t *testing.T) {
 		t.Error("loop or cap defaults changed")
 	}
 }
+
+func TestValidateName(t *testing.T) {
+	for _, good := range []string{"a", "dev", "dev-1", "0day", strings.Repeat("x", 63)} {
+		if err := ValidateName("vm", good); err != nil {
+			t.Errorf("ValidateName(%q) = %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a-", "Dev", "dev_1", "dev.1", "dév", strings.Repeat("x", 64), "a b", "../x"} {
+		if err := ValidateName("image", bad); err == nil || !strings.Contains(err.Error(), "image name") {
+			t.Errorf("ValidateName(%q) = %v", bad, err)
+		}
+	}
+}

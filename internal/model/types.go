@@ -4,7 +4,10 @@
 // and the helper can all share it.
 package model
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Defaults for the host network, VM sizing and the daemon's background
 // loops. Config and per-request values override them.
@@ -236,4 +239,34 @@ type WorkspacePrepareResult struct {
 	BranchName    string               `json:"branch_name,omitempty"`
 	BaseCommit    string               `json:"base_commit,omitempty"`
 	PreparedAt    time.Time            `json:"prepared_at"`
+}
+
+// OperationState is where an asynchronous operation (an image build, a
+// VM create) stands.
+type OperationState string
+
+const (
+	OperationRunning   OperationState = "running"
+	OperationSucceeded OperationState = "succeeded"
+	OperationFailed    OperationState = "failed"
+	OperationCancelled OperationState = "cancelled"
+)
+
+// Done reports whether the operation has finished, one way or another.
+func (s OperationState) Done() bool { return s != OperationRunning }
+
+// Operation is the durable record of an asynchronous operation. Its ID is
+// the op id the request that began it was dispatched under, so the same
+// id finds its status, its daemon log lines and its helper log lines.
+type Operation struct {
+	ID           string          `json:"id"`
+	Kind         string          `json:"kind"`   // "image.build", "vm.create"
+	Target       string          `json:"target"` // the image or VM name
+	State        OperationState  `json:"state"`
+	Stage        string          `json:"stage,omitempty"`
+	Result       json.RawMessage `json:"result,omitempty"`
+	ErrorCode    string          `json:"error_code,omitempty"`
+	ErrorMessage string          `json:"error_message,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
 }

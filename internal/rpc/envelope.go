@@ -112,6 +112,13 @@ var sentinelForCode = func() map[Code]error {
 	return m
 }()
 
+// AsErrorResponse maps err to the wire form a handler's error would take
+// under opID: for errors that are reported later, such as the end of an
+// asynchronous operation.
+func AsErrorResponse(err error, opID string) *ErrorResponse {
+	return toErrorResponse(err, opID)
+}
+
 // toErrorResponse maps a handler's error to the wire. An *ErrorResponse
 // anywhere in the chain keeps its code (its message becomes the whole
 // error text, so context added while wrapping is kept); a wrapped

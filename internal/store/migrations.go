@@ -58,6 +58,25 @@ CREATE UNIQUE INDEX vms_guest_ip ON vms (json_extract(runtime, '$.guest_ip'))
 	WHERE json_extract(runtime, '$.guest_ip') <> '';
 `,
 	},
+	{
+		name: "create operations",
+		sql: `
+CREATE TABLE operations (
+	id            TEXT NOT NULL PRIMARY KEY,
+	kind          TEXT NOT NULL,
+	target        TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	stage         TEXT NOT NULL DEFAULT '',
+	result        TEXT NOT NULL DEFAULT '',
+	error_code    TEXT NOT NULL DEFAULT '',
+	error_message TEXT NOT NULL DEFAULT '',
+	created_at    TEXT NOT NULL,
+	updated_at    TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX operations_created_at ON operations (created_at);
+`,
+	},
 }
 
 // SchemaTooNewError is returned by Open when the database was migrated by
