@@ -26,6 +26,7 @@ type Layout struct {
 	DataDir    string // images and VM directories
 	ImagesDir  string
 	VMsDir     string
+	CacheDir   string // what can be downloaded again: Debian packages for image builds
 }
 
 // maxSocketPath is the size of sun_path in struct sockaddr_un, less the
@@ -103,6 +104,12 @@ func Resolve(getenv func(string) string, configFile string) (Layout, error) {
 	l.DataDir = filepath.Join(dataBase, "banger")
 	l.ImagesDir = filepath.Join(l.DataDir, "images")
 	l.VMsDir = filepath.Join(l.DataDir, "vms")
+
+	cacheBase, err := xdg("XDG_CACHE_HOME", ".cache")
+	if err != nil {
+		return Layout{}, err
+	}
+	l.CacheDir = filepath.Join(cacheBase, "banger")
 	return l, nil
 }
 

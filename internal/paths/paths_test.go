@@ -19,6 +19,7 @@ func TestResolveXDG(t *testing.T) {
 		"XDG_RUNTIME_DIR": "/run/user/1000",
 		"XDG_STATE_HOME":  "/state",
 		"XDG_DATA_HOME":   "/data",
+		"XDG_CACHE_HOME":  "/cache",
 	}), "")
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +35,7 @@ func TestResolveXDG(t *testing.T) {
 		DataDir:    "/data/banger",
 		ImagesDir:  "/data/banger/images",
 		VMsDir:     "/data/banger/vms",
+		CacheDir:   "/cache/banger",
 	}
 	if l != want {
 		t.Errorf("Resolve =\n%+v\nwant\n%+v", l, want)

@@ -1,0 +1,73 @@
+package imagebuild
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"banger/internal/errdefs"
+)
+
+func TestHostMirror(t *testing.T) {
+	tests := map[string]string{
+		"testdata/apt-deb822":  "http://mirror.example.org/debian",
+		"testdata/apt-oneline": "https://ftp.example.net/debian",
+		"testdata/apt-none":    "",
+		"testdata/missing":     "",
+	}
+	for dir, want := range tests {
+		if got := HostMirror(dir, "bookworm"); got != want {
+			t.Errorf("HostMirror(%s) = %q, want %q", dir, got, want)
+		}
+	}
+	if got := HostMirror("testdata/apt-deb822", "trixie"); got != "" {
+		t.Errorf("a suite the host does not list: %q", got)
+	}
+}
+
+func TestRecipeNormalize(t *testing.T) {
+	r, size, err := Recipe{Name: "x", Packages: []string{"vim", " curl ", "vim", "git", ""}}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Suite != "bookworm" || r.Size != "4G" || size != 4<<30 || strings.Join(r.Packages, ",") != "vim,curl" {
+		t.Errorf("normalized = %+v (%d)", r, size)
+	}
+	if got := strings.Join(r.AllPackages(), ","); got != "systemd,systemd-sysv,openssh-server,iproute2,ca-certificates,git,vim,curl,linux-image-amd64" {
+		t.Errorf("AllPackages = %s", got)
+	}
+	r.KernelPath = "/boot/vmlinux"
+	if strings.Contains(strings.Join(r.AllPackages(), ","), "linux-image") {
+		t.Error("a recipe with its own kernel still installs the kernel package")
+	}
+	a, _, _ := Recipe{Name: "a"}.Normalize()
+	b, _, _ := Recipe{Name: "b", Size: "4096M"}.Normalize()
+	if a.Hash() != b.Hash() {
+		t.Error("the same recipe under two names hashes differently")
+	}
+	c, _, _ := Recipe{Name: "a", Packages: []string{"vim"}}.Normalize()
+	if a.Hash() == c.Hash() {
+		t.Error("different recipes hash the same")
+	}
+
+	for _, tt := range []struct {
+		r    Recipe
+		want string
+	}{
+		{Recipe{Suite: "Bookworm"}, "--suite"},
+		{Recipe{Suite: "bookworm; rm"}, "--suite"},
+		{Recipe{Size: "100M"}, "too small"},
+		{Recipe{Size: "4T"}, "--size"},
+		{Recipe{Size: "lots"}, "--size"},
+		{Recipe{Packages: []string{"vim;reboot"}}, "--packages"},
+		{Recipe{Packages: []string{"-o=Dpkg::Options"}}, "--packages"},
+		{Recipe{Mirror: "ftp://x/debian"}, "--mirror"},
+		{Recipe{Mirror: "http://x/debian' --evil"}, "--mirror"},
+		{Recipe{InitrdPath: "/x"}, "--initrd needs --kernel"},
+	} {
+		_, _, err := tt.r.Normalize()
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Normalize(%+v) = %v, want invalid argument about %s", tt.r, err, tt.want)
+		}
+	}
+}
