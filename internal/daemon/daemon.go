@@ -11,14 +11,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/buildinfo"
 	"banger/internal/errdefs"
+	"banger/internal/guest"
 	"banger/internal/helperapi"
+	"banger/internal/imagebuild"
 	"banger/internal/lockfile"
 	"banger/internal/model"
+	"banger/internal/operation"
 	"banger/internal/paths"
 	"banger/internal/rpc"
 	"banger/internal/store"
@@ -43,6 +47,11 @@ type Daemon struct {
 	// made by it ready for VM starts.
 	helper  helperapi.Client
 	tapPool *tappool.Pool
+
+	// ops runs asynchronous operations (image builds, VM creates);
+	// builder makes images.
+	ops     *operation.Registry
+	builder *imagebuild.Builder
 
 	// shutdown ends Serve; daemon.shutdown calls it after answering.
 	shutdown context.CancelFunc
@@ -102,6 +111,13 @@ func Run(ctx context.Context, opts Options) error {
 		started:     time.Now(),
 	}
 	d.tapPool = tappool.New(d.helper, opts.Config.TapPoolSize, opts.Logger)
+	d.ops = operation.NewRegistry(st, opts.Logger)
+	d.builder = &imagebuild.Builder{
+		ImagesDir: layout.ImagesDir,
+		CacheDir:  filepath.Join(layout.CacheDir, "apt-archives"),
+		Guest:     imagebuild.Guest{Binary: guestBinary(), Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
+	}
+	d.recover(ctx)
 	d.logger.Info("daemon started",
 		"pid", os.Getpid(),
 		"version", buildinfo.Version(),
@@ -117,6 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 	// answers. After serving, the pool's ready taps are released.
 	stopTapPool := d.startTapPool(ctx)
 	err = d.Serve(ctx, ln)
+	d.stopOperations()
 	stopTapPool()
 	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
 	return err
@@ -168,6 +185,16 @@ func (d *Daemon) methods() map[string]rpc.Handler {
 		api.MethodDaemonPing:     rpc.Typed(d.ping),
 		api.MethodDaemonStatus:   rpc.Typed(d.status),
 		api.MethodDaemonShutdown: rpc.Typed(d.shutdownDaemon),
+
+		api.MethodOperationStatus: rpc.Typed(d.operationStatus),
+		api.MethodOperationCancel: rpc.Typed(d.operationCancel),
+
+		api.MethodImageBuildBegin:  rpc.Typed(d.imageBuildBegin),
+		api.MethodImageBuildStatus: rpc.Typed(d.operationStatus),
+		api.MethodImageRegister:    rpc.Typed(d.imageRegister),
+		api.MethodImageList:        rpc.Typed(d.imageList),
+		api.MethodImageShow:        rpc.Typed(d.imageShow),
+		api.MethodImageRemove:      rpc.Typed(d.imageRemove),
 	}
 }
 

@@ -64,6 +64,22 @@ func TestCLILinksOnlyClientPackages(t *testing.T) {
 	}
 }
 
+// guestAllowed is every banger package the guest program may link: it
+// runs inside every VM, as PID 1 of the initramfs, and stays small.
+var guestAllowed = []string{
+	"banger/cmd/banger-guest",
+	"banger/internal/guest",
+	"banger/internal/guestapi",
+}
+
+func TestGuestLinksOnlyGuestPackages(t *testing.T) {
+	for _, pkg := range goList(t, "-deps", "./cmd/banger-guest") {
+		if strings.HasPrefix(pkg, "banger/") && !slices.Contains(guestAllowed, pkg) {
+			t.Errorf("cmd/banger-guest links %s; the guest program may only link %v", pkg, guestAllowed)
+		}
+	}
+}
+
 func TestRestrictedPackages(t *testing.T) {
 	// One line per package: its path, then all its transitive imports.
 	for _, line := range goList(t, "-f", `{{.ImportPath}} {{join .Deps " "}}`, "./...") {
