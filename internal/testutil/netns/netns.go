@@ -5,16 +5,21 @@
 package netns
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	vnetns "github.com/vishvananda/netns"
 )
 
 // Require skips the test unless it runs as root with iproute2.
@@ -113,4 +118,45 @@ func run(t testing.TB, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// Dial connects to addr from inside the namespace. The socket is made on
+// an OS thread switched into ns; once made, it stays there whatever
+// thread later reads it.
+func (ns *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := ns.Do(func() error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
+}
+
+// Do runs fn on an OS thread switched into the namespace: sockets, taps
+// and netlink handles fn creates belong to ns.
+func (ns *NS) Do(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := vnetns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := vnetns.GetFromName(ns.Name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := vnetns.Set(target); err != nil {
+		return err
+	}
+	defer func() {
+		if err := vnetns.Set(orig); err != nil {
+			// The thread is in the wrong namespace; never reuse it.
+			panic(fmt.Sprintf("cannot return to the original network namespace: %v", err))
+		}
+	}()
+	return fn()
 }
