@@ -2,12 +2,8 @@ package helper
 
 import (
 	"context"
-	"fmt"
-	"runtime"
 	"testing"
 	"time"
-
-	vnetns "github.com/vishvananda/netns"
 
 	"banger/internal/helperapi"
 	"banger/internal/hostnet"
@@ -64,41 +60,19 @@ func BenchmarkTapCreateDelete(b *testing.B) {
 		pool.Close(context.Background())
 	})
 	b.Run("raw", func(b *testing.B) {
-		inNamespace(b, ns, func() {
+		err := ns.Do(func() error {
 			for b.Loop() {
 				if err := hostnet.CreateTap("bgtapraw", 0, "bench", "br-fc"); err != nil {
-					b.Fatal(err)
+					return err
 				}
 				if err := hostnet.DeleteLink("bgtapraw"); err != nil {
-					b.Fatal(err)
+					return err
 				}
 			}
+			return nil
 		})
-	})
-}
-
-// inNamespace runs fn on an OS thread switched into ns: the ioctls and
-// netlink sockets fn opens act there.
-func inNamespace(b *testing.B, ns *netns.NS, fn func()) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := vnetns.Get()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := vnetns.GetFromName(ns.Name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer target.Close()
-	if err := vnetns.Set(target); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := vnetns.Set(orig); err != nil {
-			panic(fmt.Sprintf("cannot return to the original network namespace: %v", err))
+		if err != nil {
+			b.Fatal(err)
 		}
-	}()
-	fn()
+	})
 }
