@@ -10,9 +10,9 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 all: build
 
-## build: the three binaries, pure Go (CGO_ENABLED=0), into bin/
+## build: the four binaries, pure Go (CGO_ENABLED=0), into bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/banger ./cmd/bangerd ./cmd/banger-helper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/banger ./cmd/bangerd ./cmd/banger-helper ./cmd/banger-guest
 
 ## test: every test tier (installs what it needs)
 test:

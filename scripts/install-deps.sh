@@ -9,8 +9,13 @@ export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
 # command:package pairs. gcc and libc6-dev are for `go test -race`; socat
 # sends raw requests to the daemon socket in the demo; flock (util-linux)
 # is used by the lock tests; ip (iproute2) makes the tests' network
-# namespaces; iptables is what banger-helper's NAT runs.
-needs=(gcc:gcc socat:socat flock:util-linux ip:iproute2 iptables:iptables iptables-save:iptables)
+# namespaces; iptables is what banger-helper's NAT runs; mmdebstrap builds
+# images (uidmap gives it unshare mode for unprivileged users), mkfs.ext4
+# makes their file systems, QEMU boots guests; cpio and ssh-keygen check
+# banger's own archives and keys in tests.
+needs=(gcc:gcc socat:socat flock:util-linux ip:iproute2 iptables:iptables iptables-save:iptables
+	mmdebstrap:mmdebstrap newuidmap:uidmap mkfs.ext4:e2fsprogs qemu-system-x86_64:qemu-system-x86
+	cpio:cpio ssh-keygen:openssh-client)
 missing=()
 for pair in "${needs[@]}"; do
 	pkg="${pair#*:}"
@@ -28,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if ! command -v go >/dev/null 2>&1; then

@@ -32,11 +32,17 @@ func (a *app) followOperation(ctx context.Context, socket, id string) (api.Opera
 	stopWatching := func() {}
 	defer func() { stopWatching() }()
 	after := 0
+	// On a terminal, come back every second even without news, to keep
+	// the spinner and the clock moving through long quiet stretches.
+	wait := statusWait
+	if r.tty && !a.jsonOut {
+		wait = time.Second
+	}
 	for {
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusWait+30*time.Second)
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+30*time.Second)
 		var st api.OperationStatus
 		err := rpc.Call(callCtx, socket, api.MethodOperationStatus,
-			api.OperationStatusParams{ID: id, AfterSeq: after, WaitMS: int(statusWait / time.Millisecond)}, &st)
+			api.OperationStatusParams{ID: id, AfterSeq: after, WaitMS: int(wait / time.Millisecond)}, &st)
 		cancel()
 		if err != nil {
 			r.finish()
@@ -48,6 +54,9 @@ func (a *app) followOperation(ctx context.Context, socket, id string) (api.Opera
 			} else {
 				r.event(e)
 			}
+		}
+		if len(st.Events) == 0 {
+			r.tick()
 		}
 		after = st.LastSeq
 		if st.State.Done() {
@@ -94,6 +103,7 @@ type progressRenderer struct {
 	start   time.Time
 	stage   string
 	stageAt time.Time
+	detail  string // the current stage's last detail, redrawn by tick
 	drawn   bool
 	spin    int
 }
@@ -124,7 +134,15 @@ func (r *progressRenderer) event(e api.OperationEvent) {
 	}
 }
 
+// tick redraws the current stage line with the time now.
+func (r *progressRenderer) tick() {
+	if r.tty && !r.quiet && r.stage != "" {
+		r.draw(r.detail)
+	}
+}
+
 func (r *progressRenderer) draw(detail string) {
+	r.detail = detail
 	elapsed := time.Since(r.start).Round(100 * time.Millisecond)
 	if !r.tty {
 		if detail == "" {

@@ -32,7 +32,7 @@ const (
 )
 
 // bangerBinaries are the programs install copies into <prefix>/bin.
-var bangerBinaries = []string{"banger", "bangerd", "banger-helper"}
+var bangerBinaries = []string{"banger", "bangerd", "banger-helper", "banger-guest"}
 
 // systemHost is what `banger system` needs from the machine beyond files
 // under the root it writes to. Tests substitute a fake, so neither root
@@ -96,7 +96,7 @@ func (a *app) systemCommandOn(host systemHost) *cobra.Command {
 		Short: "Install banger for a user: binaries, helper config, helper and bangerd units",
 		Long: `Install banger system-wide for the user who runs it with sudo:
 
-  - copy banger, bangerd and banger-helper from the directory of this banger
+  - copy banger, bangerd, banger-helper and banger-guest from the directory of this banger
     (or --from DIR) into PREFIX/bin;
   - allow the user's uid in ` + helperapi.DefaultConfigPath + `, keeping its other settings;
   - write the systemd units ` + helperUnitPath + `
@@ -111,7 +111,7 @@ left alone. Each action is printed on its own line.`,
 			return a.runSystem(cmd, host, opts, (*systemRun).install)
 		},
 	}
-	install.Flags().StringVar(&opts.from, "from", "", "copy banger, bangerd and banger-helper from `DIR` (default: the directory of this banger)")
+	install.Flags().StringVar(&opts.from, "from", "", "copy banger, bangerd, banger-helper and banger-guest from `DIR` (default: the directory of this banger)")
 
 	uninstall := &cobra.Command{
 		Use:   "uninstall",

@@ -61,6 +61,7 @@ var freshInstall = []string{
 	"installed /usr/local/bin/banger",
 	"installed /usr/local/bin/bangerd",
 	"installed /usr/local/bin/banger-helper",
+	"installed /usr/local/bin/banger-guest",
 	"created /etc/banger/helper.toml allowing uid 4201",
 	"installed /etc/systemd/system/banger-helper.service",
 	"installed /etc/systemd/user/bangerd.service",
@@ -71,6 +72,7 @@ var unchangedInstall = []string{
 	"unchanged /usr/local/bin/banger",
 	"unchanged /usr/local/bin/bangerd",
 	"unchanged /usr/local/bin/banger-helper",
+	"unchanged /usr/local/bin/banger-guest",
 	"unchanged /etc/banger/helper.toml (uid 4201 already allowed)",
 	"unchanged /etc/systemd/system/banger-helper.service",
 	"unchanged /etc/systemd/user/bangerd.service",
@@ -99,6 +101,7 @@ func TestSystemInstallWritesFilesWithModes(t *testing.T) {
 		"/usr/local/bin/banger":                     0o755,
 		"/usr/local/bin/bangerd":                    0o755,
 		"/usr/local/bin/banger-helper":              0o755,
+		"/usr/local/bin/banger-guest":               0o755,
 		"/etc/banger":                               fs.ModeDir | 0o755,
 		"/etc/banger/helper.toml":                   0o644,
 		"/etc/systemd/system/banger-helper.service": 0o644,
@@ -122,8 +125,8 @@ func TestSystemInstallWritesFilesWithModes(t *testing.T) {
 			}
 		}
 	}
-	if got := f.files(); len(got) != 6 {
-		t.Errorf("files under root: %v, want the 3 binaries, helper.toml and 2 units (no temporary files)", got)
+	if got := f.files(); len(got) != 7 {
+		t.Errorf("files under root: %v, want the 4 binaries, helper.toml and 2 units (no temporary files)", got)
 	}
 
 	for p, want := range map[string]string{helperUnitPath: wantHelperUnit, userUnitPath: wantUserUnit} {
@@ -186,6 +189,7 @@ func TestSystemInstallUpdatesWhatChanged(t *testing.T) {
 		"updated /usr/local/bin/banger",
 		"updated /usr/local/bin/bangerd",
 		"unchanged /usr/local/bin/banger-helper",
+		"unchanged /usr/local/bin/banger-guest",
 		"unchanged /etc/banger/helper.toml (uid 4201 already allowed)",
 		"updated /etc/systemd/system/banger-helper.service",
 		"unchanged /etc/systemd/user/bangerd.service",
@@ -212,6 +216,7 @@ func TestSystemInstallSecondUserKeepsSettings(t *testing.T) {
 		"unchanged /usr/local/bin/banger",
 		"unchanged /usr/local/bin/bangerd",
 		"unchanged /usr/local/bin/banger-helper",
+		"unchanged /usr/local/bin/banger-guest",
 		"allowed uid 4202 in /etc/banger/helper.toml",
 		"unchanged /etc/systemd/system/banger-helper.service",
 		"unchanged /etc/systemd/user/bangerd.service",
@@ -227,8 +232,8 @@ func TestSystemInstallSecondUserKeepsSettings(t *testing.T) {
 		t.Errorf("helper config %+v, want %+v", cfg, want)
 	}
 	// --user overrides sudo's user, and adding someone twice does nothing.
-	if lines := f.mustRun("install", "--user", "4201"); lines[3] != "unchanged /etc/banger/helper.toml (uid 4201 already allowed)" {
-		t.Errorf("re-adding uid 4201: %q", lines[3])
+	if lines := f.mustRun("install", "--user", "4201"); lines[4] != "unchanged /etc/banger/helper.toml (uid 4201 already allowed)" {
+		t.Errorf("re-adding uid 4201: %q", lines[4])
 	}
 }
 
@@ -268,6 +273,7 @@ func TestSystemInstallDryRunChangesNothing(t *testing.T) {
 		"would install /usr/local/bin/banger",
 		"would install /usr/local/bin/bangerd",
 		"would install /usr/local/bin/banger-helper",
+		"would install /usr/local/bin/banger-guest",
 		"would create /etc/banger/helper.toml allowing uid 4201",
 		"would install /etc/systemd/system/banger-helper.service",
 		"would install /etc/systemd/user/bangerd.service",
@@ -280,8 +286,8 @@ func TestSystemInstallDryRunChangesNothing(t *testing.T) {
 	f.mustRun("install")
 	before := f.tree()
 	f.env["SUDO_UID"] = "4202"
-	if lines := f.mustRun("install", "--dry-run"); lines[3] != "would allow uid 4202 in /etc/banger/helper.toml" {
-		t.Errorf("dry run of a second user: %q", lines[3])
+	if lines := f.mustRun("install", "--dry-run"); lines[4] != "would allow uid 4202 in /etc/banger/helper.toml" {
+		t.Errorf("dry run of a second user: %q", lines[4])
 	}
 	wantLines(t, f.mustRun("uninstall", "--dry-run", "--user", "4201"),
 		"skipped systemctl: --root is set",
@@ -293,6 +299,7 @@ func TestSystemInstallDryRunChangesNothing(t *testing.T) {
 		"would remove /usr/local/bin/banger",
 		"would remove /usr/local/bin/bangerd",
 		"would remove /usr/local/bin/banger-helper",
+		"would remove /usr/local/bin/banger-guest",
 	)
 	if after := f.tree(); !mapsEqual(before, after) {
 		t.Errorf("dry runs changed the tree:\n%v\n%v", before, after)
@@ -395,8 +402,8 @@ func TestSystemInstallRootNeedsExplicitUser(t *testing.T) {
 	for _, user := range []string{"root", "0"} {
 		f := newSystemFixture(t)
 		f.env = nil
-		if lines := f.mustRun("install", "--user", user); lines[3] != "created /etc/banger/helper.toml allowing uid 0" {
-			t.Errorf("--user %s: %q", user, lines[3])
+		if lines := f.mustRun("install", "--user", user); lines[4] != "created /etc/banger/helper.toml allowing uid 0" {
+			t.Errorf("--user %s: %q", user, lines[4])
 		}
 	}
 }

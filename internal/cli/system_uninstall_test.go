@@ -20,6 +20,7 @@ var fullUninstall = []string{
 	"removed /usr/local/bin/banger",
 	"removed /usr/local/bin/bangerd",
 	"removed /usr/local/bin/banger-helper",
+	"removed /usr/local/bin/banger-guest",
 }
 
 var nothingToUninstall = []string{
@@ -32,6 +33,7 @@ var nothingToUninstall = []string{
 	"not present /usr/local/bin/banger",
 	"not present /usr/local/bin/bangerd",
 	"not present /usr/local/bin/banger-helper",
+	"not present /usr/local/bin/banger-guest",
 }
 
 func TestSystemUninstallLeavesNothingBehind(t *testing.T) {
@@ -132,6 +134,7 @@ func TestSystemUninstallKeepsWhatIsNotBangers(t *testing.T) {
 		"kept /usr/local/bin/banger (not a banger binary)",
 		"kept /usr/local/bin/bangerd (a symlink, not a binary banger installed)",
 		"removed /usr/local/bin/banger-helper",
+		"removed /usr/local/bin/banger-guest",
 	)
 	want := []string{"/etc/banger/notes.txt", "/usr/local/bin/banger", "/usr/local/bin/bangerd", "/usr/local/bin/firecracker"}
 	if files := f.files(); !slices.Equal(files, want) {

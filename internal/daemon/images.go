@@ -251,7 +251,11 @@ func (d *Daemon) registerImage(ctx context.Context, p api.ImageRegisterParams) (
 			return model.Image{}, err
 		}
 	}
-	meta, _ := json.Marshal(map[string]string{"kernel_version": info.Version})
+	version := info.Release
+	if version == "" {
+		version = info.Version
+	}
+	meta, _ := json.Marshal(map[string]string{"kernel_version": version})
 	if err := os.WriteFile(filepath.Join(img.ArtifactDir, "register.json"), meta, 0o644); err != nil {
 		return model.Image{}, err
 	}

@@ -10,10 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"banger/internal/guestapi"
 	"banger/internal/initramfs"
@@ -248,7 +252,10 @@ func (b *Builder) installKernel(r Recipe, tree, out string, art *Artifacts, bl *
 	if info, err = kernel.Inspect(dst); err != nil {
 		return "", fmt.Errorf("extracted kernel: %w", err)
 	}
-	art.KernelVersion = info.Version
+	art.KernelVersion = info.Release
+	if art.KernelVersion == "" {
+		art.KernelVersion = info.Version
+	}
 	bl.printf("kernel %s: %s (PVH entry: %v)", src, info.Version, info.PVH)
 	return release, nil
 }
@@ -384,30 +391,116 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
+// isProgressLine picks the mmdebstrap lines worth showing a user: its
+// phases, not the echo of banger's own hooks or its internal checks.
+func isProgressLine(line string) bool {
+	msg, ok := strings.CutPrefix(line, "I: ")
+	if !ok {
+		return false
+	}
+	for _, noise := range []string{"running ", "chroot architecture", "finding correct signed-by", "skipping "} {
+		if strings.HasPrefix(msg, noise) {
+			return false
+		}
+	}
+	return true
+}
+
 func countDebs(dir string) int {
 	m, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
 	return len(m)
 }
 
-// removeAll deletes a build directory; in unshare mode, inside the
-// namespace, where files of subordinate ids are removable.
+// cancelGrace is how long a cancelled mmdebstrap gets to clean up after
+// itself before it and everything it started are killed.
+const cancelGrace = 10 * time.Second
+
+// removeAll deletes a build directory without ever reaching outside it:
+// mounts a killed mmdebstrap left in the tree (proc, sys, devpts) are
+// detached first, and rm --one-file-system does not descend into any
+// that remain. In unshare mode it runs inside the user namespace, where
+// files of subordinate ids are removable (mmdebstrap's mounts there die
+// with its mount namespace).
 func removeAll(ctx context.Context, mode Mode, dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if mode == ModeUnshare {
-		argv := mode.inNamespace("rm", "-rf", "--one-file-system", dir)
-		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("remove %s: %v: %s", dir, err, out)
+	if os.Geteuid() == 0 {
+		if err := unmountUnder(dir); err != nil {
+			return err
 		}
-		return nil
 	}
-	return os.RemoveAll(dir)
+	argv := mode.inNamespace("rm", "-rf", "--one-file-system", dir)
+	if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("remove %s: %v: %s", dir, err, out)
+	}
+	return nil
 }
 
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) error {
+	mounts, err := mountsUnder("/proc/self/mountinfo", dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// mountsUnder lists the mount points below dir in a mountinfo file,
+// deepest first.
+func mountsUnder(mountinfo, dir string) ([]string, error) {
+	data, err := os.ReadFile(mountinfo)
+	if err != nil {
+		return nil, err
+	}
+	prefix := filepath.Clean(dir) + "/"
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		if mp := unescapeMountPath(fields[4]); strings.HasPrefix(mp, prefix) {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// failedLogAge is how long the log of a failed build is kept.
+const failedLogAge = 7 * 24 * time.Hour
+
 // CleanLeftovers removes the work directories of builds a dead daemon
-// left behind.
+// left behind, and the logs of failed builds older than a week.
 func (b *Builder) CleanLeftovers(ctx context.Context) error {
+	logs, _ := filepath.Glob(filepath.Join(b.ImagesDir, "build-*.log"))
+	for _, l := range logs {
+		if fi, err := os.Stat(l); err == nil && time.Since(fi.ModTime()) > failedLogAge {
+			os.Remove(l)
+		}
+	}
 	dirs, _ := filepath.Glob(filepath.Join(b.ImagesDir, ".build-*"))
 	if len(dirs) == 0 {
 		return nil
@@ -444,10 +537,13 @@ func (l *buildLog) run(ctx context.Context, detailPrefix string, argv ...string)
 	l.printf("$ %s", strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Cancel the whole process group: mmdebstrap runs apt, dpkg and
-	// maintainer scripts under it.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
+	// On cancel, ask first: mmdebstrap traps SIGTERM, ends its phase and
+	// unmounts what it mounted in the tree. If it has not exited after
+	// cancelGrace, Wait kills it, and the whole group (apt, dpkg and
+	// maintainer scripts) goes below; removeAll then deals with mounts
+	// it left.
+	cmd.Cancel = func() error { return syscall.Kill(cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = cancelGrace
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -460,7 +556,7 @@ func (l *buildLog) run(ctx context.Context, detailPrefix string, argv ...string)
 		for sc.Scan() {
 			line := sc.Text()
 			l.printf("  %s", line)
-			if detailPrefix != "" && strings.HasPrefix(line, "I: ") {
+			if detailPrefix != "" && isProgressLine(line) {
 				l.rep.Detail(detailPrefix+strings.TrimPrefix(line, "I: "), -1)
 			}
 			tail = append(tail, line)
@@ -471,6 +567,9 @@ func (l *buildLog) run(ctx context.Context, detailPrefix string, argv ...string)
 		io.Copy(io.Discard, pr)
 	}()
 	err := cmd.Run()
+	if ctx.Err() != nil && cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	pw.Close()
 	<-done
 	if err != nil {

@@ -71,3 +71,19 @@ func TestRecipeNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestIsProgressLine(t *testing.T) {
+	for line, want := range map[string]bool{
+		"I: downloading packages with apt...":                   true,
+		"I: installing remaining packages inside the chroot...": true,
+		"I: running special hook: sync-in /x /y":                false,
+		"I: running --setup-hook in shell: sh -c 'mkdir'":       false,
+		"I: chroot architecture amd64 is equal to the host's":   false,
+		"Get:1 http://deb.debian.org/debian bookworm InRelease": false,
+		"W: something": false,
+	} {
+		if got := isProgressLine(line); got != want {
+			t.Errorf("isProgressLine(%q) = %v", line, got)
+		}
+	}
+}

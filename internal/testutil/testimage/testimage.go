@@ -48,6 +48,27 @@ func CacheDir() string {
 	return filepath.Join(os.TempDir(), "banger-test-cache")
 }
 
+// AptCache is the package cache test builds share. It is where a bangerd
+// run with XDG_CACHE_HOME=CacheDir() keeps its own, so daemons under test
+// reuse the downloads too; hold Lock while such a daemon builds.
+func AptCache() string { return filepath.Join(CacheDir(), "banger", "apt-archives") }
+
+// Lock serialises image builds between test processes: they share the
+// package cache.
+func Lock(t testing.TB) func() {
+	t.Helper()
+	if err := os.MkdirAll(CacheDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	lock, err := lockfile.Acquire(ctx, filepath.Join(CacheDir(), "build.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { lock.Release() }
+}
+
 // Require skips the test unless an image can be built here: root (for
 // mmdebstrap's root mode; tests do not set up subordinate ids), mmdebstrap
 // and mkfs.ext4.
@@ -108,13 +129,10 @@ func build(t testing.TB, key string, r imagebuild.Recipe, guestBin string) (Imag
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return Image{}, err
 	}
+	unlock := Lock(t)
+	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	lock, err := lockfile.Acquire(ctx, filepath.Join(cache, "build.lock"))
-	if err != nil {
-		return Image{}, err
-	}
-	defer lock.Release()
 
 	dir := filepath.Join(cache, "images", key)
 	if img, err := load(dir, guestBin); err == nil {
@@ -123,7 +141,7 @@ func build(t testing.TB, key string, r imagebuild.Recipe, guestBin string) (Imag
 	}
 	b := &imagebuild.Builder{
 		ImagesDir: filepath.Join(cache, "images"),
-		CacheDir:  filepath.Join(cache, "apt-archives"),
+		CacheDir:  AptCache(),
 		Guest:     imagebuild.Guest{Binary: guestBin, Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
 	}
 	os.RemoveAll(dir)
