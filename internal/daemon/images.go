@@ -406,16 +406,17 @@ func (d *Daemon) imageRemove(ctx context.Context, p api.ImageRef) (api.ImageRemo
 	return res, nil
 }
 
-// guestBinary finds banger-guest: $BANGER_GUEST_BIN, next to bangerd, or
-// on $PATH. The first is returned even when missing, so the error that
-// follows names where it was expected.
+// guestBinary finds banger-guest: $BANGER_GUEST_BIN, next to bangerd (as
+// make build and system install lay them out), or on $PATH. When it is
+// nowhere, the path next to bangerd is returned, so the error that
+// follows says where it was expected.
 func guestBinary() string {
 	if bin := os.Getenv("BANGER_GUEST_BIN"); bin != "" {
 		return bin
 	}
-	self, err := os.Executable()
-	if err == nil {
-		sibling := filepath.Join(filepath.Dir(self), "banger-guest")
+	sibling := "banger-guest"
+	if self, err := os.Executable(); err == nil {
+		sibling = filepath.Join(filepath.Dir(self), "banger-guest")
 		if _, err := os.Stat(sibling); err == nil {
 			return sibling
 		}
@@ -423,8 +424,5 @@ func guestBinary() string {
 	if bin, err := exec.LookPath("banger-guest"); err == nil {
 		return bin
 	}
-	if err == nil {
-		return filepath.Join(filepath.Dir(self), "banger-guest")
-	}
-	return "banger-guest"
+	return sibling
 }

@@ -2,6 +2,9 @@ package imagebuild
 
 import (
 	"errors"
+	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +88,26 @@ func TestIsProgressLine(t *testing.T) {
 		if got := isProgressLine(line); got != want {
 			t.Errorf("isProgressLine(%q) = %v", line, got)
 		}
+	}
+}
+
+func TestSubordinateIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "subuid")
+	os.WriteFile(path, []byte("alice:100000:65536\nbob:165536:1000\n1001:200000:65536\nbob:300000:64536\n"), 0o644)
+	for _, tt := range []struct {
+		u    user.User
+		want int
+	}{
+		{user.User{Username: "alice", Uid: "1000"}, 65536},
+		{user.User{Username: "bob", Uid: "1002"}, 65536},   // two ranges
+		{user.User{Username: "carol", Uid: "1001"}, 65536}, // by uid
+		{user.User{Username: "dave", Uid: "1003"}, 0},
+	} {
+		if got := subordinateIDs(path, &tt.u); got != tt.want {
+			t.Errorf("subordinateIDs(%s) = %d, want %d", tt.u.Username, got, tt.want)
+		}
+	}
+	if subordinateIDs(filepath.Join(t.TempDir(), "missing"), &user.User{Username: "x"}) != 0 {
+		t.Error("a missing file grants ids")
 	}
 }
