@@ -164,8 +164,11 @@ func (b *Builder) Build(ctx context.Context, id string, r Recipe, rep Reporter) 
 
 	rep.Stage(StageRootfs)
 	rootfs := filepath.Join(out, "rootfs.ext4")
-	if err := bl.run(ctx, "", mode.inNamespace("mkfs.ext4", "-q", "-F", "-L", "banger-root", "-d", tree, rootfs, r.Size)...); err != nil {
-		return art, fmt.Errorf("make the root filesystem (%s) from the tree: %w (a bigger --size may help)", r.Size, err)
+	if err := bl.run(ctx, "", mode.inNamespace(Tool("mkfs.ext4"), "-q", "-F", "-L", "banger-root", "-d", tree, rootfs, r.Size)...); err != nil {
+		if strings.Contains(err.Error(), "space") || strings.Contains(err.Error(), "allocate") {
+			return art, fmt.Errorf("the tree does not fit in a %s root file system; build with a bigger --size: %w", r.Size, err)
+		}
+		return art, fmt.Errorf("make the root file system from the tree: %w", err)
 	}
 	if mode == ModeUnshare {
 		// Made inside the namespace: the file is ours outside too, but
@@ -203,14 +206,26 @@ func (b *Builder) Build(ctx context.Context, id string, r Recipe, rep Reporter) 
 // kept (--skip=essential/unlink) so they are cached too. update-initramfs
 // is diverted to true: banger builds its own initramfs, and Debian's would
 // cost half a minute and 30 MB for nothing.
+//
+// In unshare mode mmdebstrap maps the namespace's root to the user's
+// first subordinate id, which cannot reach the user's private
+// directories, so it writes a tarball (its outer process, as the user,
+// does that) and the tree is unpacked inside banger's own namespace —
+// `unshare --map-root-user --map-auto`, the user as root and the
+// subordinate ids after it — where mkfs.ext4 later reads it the same way.
+// The tar keeps numeric owners, so the two mappings need not agree.
 func (b *Builder) bootstrap(ctx context.Context, mode Mode, r Recipe, mirror, tree string, bl *buildLog) error {
 	if strings.ContainsAny(b.CacheDir, " \t\n'\"\\$`") {
 		return fmt.Errorf("package cache path %q has characters mmdebstrap hooks cannot take", b.CacheDir)
 	}
+	target, format := tree, "directory"
+	if mode == ModeUnshare {
+		target, format = tree+".tar", "tar"
+	}
 	args := []string{
 		"--mode=" + string(mode),
 		"--variant=minbase",
-		"--format=directory",
+		"--format=" + format,
 		"--include=" + strings.Join(r.AllPackages(), ","),
 		"--skip=download/empty",
 		"--skip=essential/unlink",
@@ -218,9 +233,23 @@ func (b *Builder) bootstrap(ctx context.Context, mode Mode, r Recipe, mirror, tr
 		"--setup-hook=sync-in " + b.CacheDir + " /var/cache/apt/archives/",
 		`--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -sf /bin/true "$1"/usr/sbin/update-initramfs`,
 		"--customize-hook=sync-out /var/cache/apt/archives " + b.CacheDir,
-		r.Suite, tree, mirror,
+		r.Suite, target, mirror,
 	}
-	return bl.run(ctx, "mmdebstrap: ", append([]string{"mmdebstrap"}, args...)...)
+	if err := bl.run(ctx, "mmdebstrap: ", append([]string{"mmdebstrap"}, args...)...); err != nil {
+		return err
+	}
+	if mode != ModeUnshare {
+		return nil
+	}
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return err
+	}
+	// Device nodes cannot be made in a user namespace; the guest mounts
+	// devtmpfs on /dev anyway.
+	if err := bl.run(ctx, "", mode.inNamespace("tar", "--numeric-owner", "-xpf", target, "-C", tree, "--exclude=./dev/*")...); err != nil {
+		return fmt.Errorf("unpack the root file system: %w", err)
+	}
+	return os.Remove(target)
 }
 
 // installKernel puts the ELF vmlinux in out: extracted from the kernel
@@ -404,6 +433,23 @@ func isProgressLine(line string) bool {
 		}
 	}
 	return true
+}
+
+// Tool finds a program on $PATH, then in the sbin directories, which an
+// ordinary user's $PATH lacks on Debian although mkfs.ext4 and resize2fs
+// work for them on files they own. The bare name is returned when it is
+// nowhere, so the error names it.
+func Tool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }
 
 func countDebs(dir string) int {
