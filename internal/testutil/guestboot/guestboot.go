@@ -184,29 +184,39 @@ func MakeWorkDisk(seed, path, size string, client, host sshkey.Key) error {
 }
 
 // WaitSSH logs in as root with the client key, accepting only the host
-// key the guest was given, retrying until ctx ends.
+// key the guest was given, retrying until ctx ends or QEMU exits.
 func (g *Guest) WaitSSH(ctx context.Context) (*ssh.Client, error) {
+	c, err := WaitSSH(ctx, g.network.NS, g.Addr, g.ClientKey.Signer, g.HostKey.Public(), g.exited)
+	if err == nil {
+		g.SSHReadyAt = time.Now()
+	}
+	return c, err
+}
+
+// WaitSSH logs in to addr:22 from inside ns as root with client,
+// accepting only hostKey, retrying every 250 ms until ctx ends or gone
+// (which may be nil) is closed.
+func WaitSSH(ctx context.Context, ns *netns.NS, addr netip.Addr, client ssh.Signer, hostKey ssh.PublicKey, gone <-chan struct{}) (*ssh.Client, error) {
 	cfg := &ssh.ClientConfig{
 		User:            "root",
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(g.ClientKey.Signer)},
-		HostKeyCallback: ssh.FixedHostKey(g.HostKey.Public()),
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(client)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey),
 		Timeout:         5 * time.Second,
 	}
-	addr := netip.AddrPortFrom(g.Addr, 22).String()
+	target := netip.AddrPortFrom(addr, 22).String()
 	var last error
 	for {
 		select {
-		case <-g.exited:
-			return nil, fmt.Errorf("qemu exited before SSH answered (last error: %v)", last)
+		case <-gone:
+			return nil, fmt.Errorf("the VMM exited before SSH answered (last error: %v)", last)
 		default:
 		}
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		conn, err := g.network.NS.Dial(dctx, "tcp", addr)
+		conn, err := ns.Dial(dctx, "tcp", target)
 		cancel()
 		if err == nil {
-			c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+			c, chans, reqs, err := ssh.NewClientConn(conn, target, cfg)
 			if err == nil {
-				g.SSHReadyAt = time.Now()
 				return ssh.NewClient(c, chans, reqs), nil
 			}
 			conn.Close()
@@ -216,7 +226,7 @@ func (g *Guest) WaitSSH(ctx context.Context) (*ssh.Client, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("no SSH login to %s: %w (last error: %v)", addr, ctx.Err(), last)
+			return nil, fmt.Errorf("no SSH login to %s: %w (last error: %v)", target, ctx.Err(), last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
