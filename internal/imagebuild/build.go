@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"banger/internal/disk"
 	"banger/internal/guestapi"
 	"banger/internal/initramfs"
 	"banger/internal/kernel"
@@ -164,7 +165,7 @@ func (b *Builder) Build(ctx context.Context, id string, r Recipe, rep Reporter) 
 
 	rep.Stage(StageRootfs)
 	rootfs := filepath.Join(out, "rootfs.ext4")
-	if err := bl.run(ctx, "", mode.inNamespace(Tool("mkfs.ext4"), "-q", "-F", "-L", "banger-root", "-d", tree, rootfs, r.Size)...); err != nil {
+	if err := bl.run(ctx, "", mode.inNamespace(disk.Tool("mkfs.ext4"), "-q", "-F", "-L", "banger-root", "-d", tree, rootfs, r.Size)...); err != nil {
 		if strings.Contains(err.Error(), "space") || strings.Contains(err.Error(), "allocate") {
 			return art, fmt.Errorf("the tree does not fit in a %s root file system; build with a bigger --size: %w", r.Size, err)
 		}
@@ -433,23 +434,6 @@ func isProgressLine(line string) bool {
 		}
 	}
 	return true
-}
-
-// Tool finds a program on $PATH, then in the sbin directories, which an
-// ordinary user's $PATH lacks on Debian although mkfs.ext4 and resize2fs
-// work for them on files they own. The bare name is returned when it is
-// nowhere, so the error names it.
-func Tool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return p
-		}
-	}
-	return name
 }
 
 func countDebs(dir string) int {

@@ -1,0 +1,134 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// OverlayStrategy is how a VM's system overlay is made from its image's
+// root file system. It is chosen per host and recorded on the VM, so a
+// VM is torn down the way it was built even if the host changes.
+type OverlayStrategy string
+
+const (
+	// OverlayDMSnapshot is a device-mapper snapshot over loop devices.
+	// It needs root, so banger-helper builds it; CloneFile refuses it.
+	OverlayDMSnapshot OverlayStrategy = "dm-snapshot"
+	// OverlayReflink makes the overlay a file that shares the image's
+	// blocks until the guest writes them (FICLONE; XFS, btrfs). It takes
+	// milliseconds and no space up front.
+	OverlayReflink OverlayStrategy = "reflink"
+	// OverlayCopy is a sparse copy of the image: works on any file
+	// system, costs the image's allocated size in time and space.
+	OverlayCopy OverlayStrategy = "copy"
+)
+
+// Valid reports whether s is one of the known strategies.
+func (s OverlayStrategy) Valid() bool {
+	switch s {
+	case OverlayDMSnapshot, OverlayReflink, OverlayCopy:
+		return true
+	}
+	return false
+}
+
+// ProbeReflink reports whether files in dir can be cloned with FICLONE,
+// by cloning a small file into another and removing both.
+func ProbeReflink(dir string) bool {
+	src, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(src.Name())
+	defer src.Close()
+	if _, err := src.Write(make([]byte, 4096)); err != nil {
+		return false
+	}
+	dst, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(dst.Name())
+	defer dst.Close()
+	return unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil
+}
+
+// CloneFile makes dst a copy of src with strategy s: OverlayReflink
+// clones it (and fails where the file system cannot: there is no silent
+// fallback to a copy, since the strategy is recorded and reported),
+// OverlayCopy copies it sparsely, keeping holes holes. The copy is made
+// in a temporary file next to dst, synced and renamed over dst, so dst
+// is either absent (or as it was) or complete: a failure or a
+// cancellation leaves nothing behind. dst gets mode 0600: a VM's disk is
+// its owner's alone.
+func CloneFile(ctx context.Context, src, dst string, s OverlayStrategy) (err error) {
+	if s != OverlayReflink && s != OverlayCopy {
+		return fmt.Errorf("clone %s to %s: strategy %q is not a file clone (want %q or %q)", src, dst, s, OverlayReflink, OverlayCopy)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("clone %s: not a regular file", src)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	switch s {
+	case OverlayReflink:
+		if err := unix.IoctlFileClone(int(tmp.Fd()), int(in.Fd())); err != nil {
+			return fmt.Errorf("reflink %s to %s (the file system must support FICLONE, as XFS and btrfs do): %w", src, dst, err)
+		}
+	case OverlayCopy:
+		if err := copySparse(ctx, in, tmp, fi.Size()); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("clone %s: %w", src, err)
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
