@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"banger/internal/api"
 	"banger/internal/rpc"
 )
 
@@ -82,3 +83,29 @@ func TestFormatUptime(t *testing.T) {
 }
 
 func secs(s float64) (d time.Duration) { return time.Duration(s * 1e9) }
+
+func TestSSHArgv(t *testing.T) {
+	info := api.VMSSHInfo{Host: "172.16.0.2", Port: 22, User: "root", IdentityFile: "/k", KnownHostsFile: "/kh", HostKeyAlias: "banger-x"}
+	got := sshArgv(info, []string{"sh", "-c", "echo 'a b' > /root/x; cat $HOME/x"}, true)
+	last := got[len(got)-1]
+	if want := `sh -c 'echo '\''a b'\'' > /root/x; cat $HOME/x'`; last != want {
+		t.Errorf("remote command = %s, want %s", last, want)
+	}
+	if got[len(got)-2] != "root@172.16.0.2" {
+		t.Errorf("destination = %q", got[len(got)-2])
+	}
+	joined := strings.Join(got, " ")
+	for _, want := range []string{"StrictHostKeyChecking=yes", "HostKeyAlias=banger-x", "UserKnownHostsFile=/kh", "-T", "BatchMode=yes", "IdentitiesOnly=yes"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %s: %v", want, got)
+		}
+	}
+	if interactive := sshArgv(info, nil, false); interactive[len(interactive)-1] != "root@172.16.0.2" || strings.Contains(strings.Join(interactive, " "), "BatchMode") {
+		t.Errorf("interactive argv = %v", interactive)
+	}
+	for in, want := range map[string]string{"uname": "uname", "-a": "-a", "": "''", "a b": "'a b'", "it's": `'it'\''s'`, "$HOME": "'$HOME'"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -30,7 +30,8 @@ carrying its op_id. Find everything one command did with
 			if err != nil {
 				return err
 			}
-			return a.printLog(cmd.Context(), layout.LogPath, lines, follow)
+			return a.printFile(cmd.Context(), layout.LogPath, lines, follow,
+				"no daemon log at "+layout.LogPath+" yet: bangerd has not been started by banger as this user")
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
@@ -38,13 +39,15 @@ carrying its op_id. Find everything one command did with
 	return cmd
 }
 
-// printLog prints the last n lines of path (all when n is 0), then, when
+// printFile prints the last n lines of path (all when n is 0), then, when
 // follow is set, new lines as they are written, until ctx is cancelled.
-func (a *app) printLog(ctx context.Context, path string, n int, follow bool) error {
+// missing is the error for a file that does not exist (when not
+// following; following waits for it).
+func (a *app) printFile(ctx context.Context, path string, n int, follow bool, missing string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if !follow {
-			return fmt.Errorf("no daemon log at %s yet: bangerd has not been started by banger as this user", path)
+			return errors.New(missing)
 		}
 		if f, err = waitForFile(ctx, path); err != nil {
 			return err

@@ -12,10 +12,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"banger/internal/api"
 	"banger/internal/buildinfo"
+	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/guest"
 	"banger/internal/helperapi"
@@ -27,6 +29,7 @@ import (
 	"banger/internal/rpc"
 	"banger/internal/store"
 	"banger/internal/tappool"
+	"banger/internal/vmm"
 )
 
 // The helper client is what the tap pool creates and deletes taps with.
@@ -52,6 +55,19 @@ type Daemon struct {
 	// builder makes images.
 	ops     *operation.Registry
 	builder *imagebuild.Builder
+
+	// VMs: the drivers this daemon has and the one "auto" means; the
+	// overlay strategy this host supports; banger's known_hosts.
+	drivers         map[string]vmm.Driver
+	autoDriver      string
+	overlayStrategy disk.OverlayStrategy
+	knownHosts      *knownHosts
+	allocMu         sync.Mutex // serialises address and name allocation
+	vmLocks         sync.Map   // vm id → *sync.Mutex
+	monitorMu       sync.Mutex
+	monitors        map[string]context.CancelFunc // vm id → stop watching its VMM
+	// bgCtx is the daemon's lifetime, for work no request owns.
+	bgCtx context.Context
 
 	// shutdown ends Serve; daemon.shutdown calls it after answering.
 	shutdown context.CancelFunc
@@ -117,7 +133,9 @@ func Run(ctx context.Context, opts Options) error {
 		CacheDir:  filepath.Join(layout.CacheDir, "apt-archives"),
 		Guest:     imagebuild.Guest{Binary: guestBinary(), Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
 	}
+	d.initVMs(ctx)
 	d.recover(ctx)
+	d.recoverVMs(ctx)
 	d.logger.Info("daemon started",
 		"pid", os.Getpid(),
 		"version", buildinfo.Version(),
@@ -134,6 +152,8 @@ func Run(ctx context.Context, opts Options) error {
 	stopTapPool := d.startTapPool(ctx)
 	err = d.Serve(ctx, ln)
 	d.stopOperations()
+	// VMs keep running: the next bangerd adopts them.
+	d.stopAllMonitors()
 	stopTapPool()
 	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
 	return err
@@ -195,6 +215,18 @@ func (d *Daemon) methods() map[string]rpc.Handler {
 		api.MethodImageList:        rpc.Typed(d.imageList),
 		api.MethodImageShow:        rpc.Typed(d.imageShow),
 		api.MethodImageRemove:      rpc.Typed(d.imageRemove),
+
+		api.MethodVMCreateBegin:  rpc.Typed(d.vmCreateBegin),
+		api.MethodVMCreateStatus: rpc.Typed(d.operationStatus),
+		api.MethodVMStart:        rpc.Typed(d.vmStart),
+		api.MethodVMStop:         rpc.Typed(d.vmStop),
+		api.MethodVMRestart:      rpc.Typed(d.vmRestart),
+		api.MethodVMRemove:       rpc.Typed(d.vmRemove),
+		api.MethodVMList:         rpc.Typed(d.vmList),
+		api.MethodVMShow:         rpc.Typed(d.vmShow),
+		api.MethodVMSet:          rpc.Typed(d.vmSet),
+		api.MethodVMTouch:        rpc.Typed(d.vmTouch),
+		api.MethodVMSSHInfo:      rpc.Typed(d.vmSSHInfo),
 	}
 }
 

@@ -23,3 +23,21 @@ var (
 	// unavailable.
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// Mark returns err classified as kind (errors.Is(result, kind) holds)
+// without adding kind's text to the message, for errors whose message
+// already says it all.
+func Mark(kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return marked{err: err, kind: kind}
+}
+
+type marked struct {
+	err  error
+	kind error
+}
+
+func (m marked) Error() string   { return m.err.Error() }
+func (m marked) Unwrap() []error { return []error{m.err, m.kind} }

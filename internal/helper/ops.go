@@ -210,7 +210,7 @@ func (h *Helper) enableNAT(ctx context.Context, p helperapi.NATEnableParams) (he
 	}
 	uplink, err := hostnet.DefaultRouteInterface()
 	if err != nil {
-		return helperapi.NATEntry{}, fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+		return helperapi.NATEntry{}, errdefs.Mark(errdefs.ErrUnavailable, err)
 	}
 	rec := &natRecord{GuestIP: ip.String(), Tap: p.Tap, UID: uid, Bridge: h.cfg.BridgeName, Uplink: uplink}
 	h.state.NAT[rec.GuestIP] = rec

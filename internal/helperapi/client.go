@@ -2,6 +2,7 @@ package helperapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"banger/internal/errdefs"
@@ -16,6 +17,14 @@ type Client struct {
 
 func (c Client) call(ctx context.Context, method string, params, result any) error {
 	err := rpc.Call(ctx, c.Socket, method, params, result)
+	var remote *rpc.ErrorResponse
+	if errors.As(err, &remote) && remote.OpID != "" && remote.OpID == rpc.OpIDFromContext(ctx) {
+		// The same operation's id: the caller's own error will carry it;
+		// saying it twice in one message helps nobody.
+		e := *remote
+		e.OpID = ""
+		return &e
+	}
 	if rpc.IsNotListening(err) {
 		return fmt.Errorf("banger-helper is %w at %s: not running; install it with 'sudo banger system install'",
 			errdefs.ErrUnavailable, c.Socket)

@@ -1,6 +1,7 @@
 package hostnet
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -190,5 +191,8 @@ func DefaultRouteInterface() (string, error) {
 		}
 		return link.Attrs().Name, nil
 	}
-	return "", fmt.Errorf("no IPv4 default route: nowhere to send NAT traffic: %w", ErrNotFound)
+	return "", ErrNoDefaultRoute
 }
+
+// ErrNoDefaultRoute: NAT has no uplink to masquerade out of.
+var ErrNoDefaultRoute = errors.New("the host has no IPv4 default route, so there is nowhere to send NAT traffic")

@@ -32,8 +32,11 @@ const (
 )
 
 // BasePackages are always installed: what a banger guest needs to boot
-// under systemd, take its address, and serve SSH.
-var BasePackages = []string{"systemd", "systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "git"}
+// under systemd, take its address, and serve SSH. dbus is there for
+// systemd-logind, which bookworm only runs when dbus exists and which is
+// what powers the guest off when the VMM presses its ACPI power button
+// (a graceful stop).
+var BasePackages = []string{"systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates", "git"}
 
 // Recipe is what to build. Zero fields take the defaults above.
 type Recipe struct {
@@ -110,9 +113,11 @@ func (r Recipe) AllPackages() []string {
 }
 
 // Hash identifies what a recipe builds, whatever its name: tests cache
-// images under it.
+// images under it. It covers the whole package list, base packages
+// included, so a change to those makes a new image.
 func (r Recipe) Hash() string {
 	r.Name = ""
+	r.Packages = r.AllPackages()
 	data, _ := json.Marshal(r)
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:8])

@@ -36,7 +36,7 @@ func TestRecipeNormalize(t *testing.T) {
 	if r.Suite != "bookworm" || r.Size != "4G" || size != 4<<30 || strings.Join(r.Packages, ",") != "vim,curl" {
 		t.Errorf("normalized = %+v (%d)", r, size)
 	}
-	if got := strings.Join(r.AllPackages(), ","); got != "systemd,systemd-sysv,openssh-server,iproute2,ca-certificates,git,vim,curl,linux-image-amd64" {
+	if got := strings.Join(r.AllPackages(), ","); got != "systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,git,vim,curl,linux-image-amd64" {
 		t.Errorf("AllPackages = %s", got)
 	}
 	r.KernelPath = "/boot/vmlinux"

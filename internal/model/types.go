@@ -153,6 +153,12 @@ type VMRuntime struct {
 	DNSName     string  `json:"dns_name,omitempty"`
 	VMDir       string  `json:"vm_dir"`
 
+	// Chosen at create and kept for the VM's life: its VMM driver, how
+	// its system overlay was made, and its MAC (derived from GuestIP).
+	VMM             string `json:"vmm,omitempty"`
+	OverlayStrategy string `json:"overlay_strategy,omitempty"`
+	MAC             string `json:"mac,omitempty"`
+
 	// Teardown fallback fields mirror the handle cache onto the VM row.
 	// They are recovery-only: while the daemon is alive, the handles stay
 	// authoritative. On restart, cleanup falls back to these values when

@@ -50,6 +50,12 @@ type Spec struct {
 
 	// ConsoleLog receives the guest's serial console, appended.
 	ConsoleLog string
+
+	// ControlSocket is where the VMM's control channel listens (QMP,
+	// Firecracker's API). A unix socket path must fit in 107 bytes, so
+	// the daemon puts it in its short runtime directory; "" means the
+	// driver's default in Dir.
+	ControlSocket string
 }
 
 // Validate checks what every driver needs.

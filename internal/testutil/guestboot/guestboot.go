@@ -301,3 +301,17 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// NewTap takes the network's next guest address and makes a tap for it,
+// as Boot does: in the namespace, attached to the bridge, up. It is for
+// tests that start the VMM themselves.
+func (n *Network) NewTap(t testing.TB) (netip.Addr, string) {
+	t.Helper()
+	addr := addrN(n.Prefix, n.next)
+	n.next++
+	tap := fmt.Sprintf("tap%d", n.next)
+	n.NS.Run(t, "ip", "tuntap", "add", tap, "mode", "tap")
+	n.NS.Run(t, "ip", "link", "set", tap, "master", n.Bridge)
+	n.NS.Run(t, "ip", "link", "set", tap, "up")
+	return addr, tap
+}

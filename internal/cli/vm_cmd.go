@@ -1,0 +1,512 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"banger/internal/api"
+	"banger/internal/model"
+	"banger/internal/rpc"
+)
+
+func (a *app) vmCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Create, run, reach and remove microVMs",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+		a.vmCreateCommand(),
+		a.vmEachCommand("start", "Start stopped VMs and wait until they answer SSH", api.MethodVMStart, nil),
+		a.vmStopCommand("stop", "Stop VMs: power off gracefully, kill after --timeout", api.MethodVMStop),
+		a.vmStopCommand("restart", "Stop VMs, then start them again", api.MethodVMRestart),
+		a.vmRemoveCommand(),
+		a.vmListCommand(),
+		a.vmShowCommand(),
+		a.vmSetCommand(),
+		a.vmEachCommand("touch", "Mark VMs as used now (ssh and exec do it too)", api.MethodVMTouch, nil),
+		a.vmSSHCommand(),
+		a.vmExecCommand(),
+		a.vmLogsCommand(),
+	)
+	return cmd
+}
+
+func (a *app) vmCreateCommand() *cobra.Command {
+	var p api.VMCreateParams
+	var nat, noWait bool
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a VM and boot it (progress as it goes)",
+		Long: `Create a VM from an image (default: the default image) and boot it:
+allocate its address, copy the image's root file system as its system
+overlay, build its work disk (mounted at /root), take a tap, boot the VMM and
+wait until its SSH server answers. With --no-start it stops after the disks.
+
+Sizes take K, M or G (a bare number is MiB); unset values come from
+[vm_defaults] in the config, then banger's defaults (2 vCPUs, 2G memory, 8G
+work disk, 8G overlay).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("nat") {
+				p.NAT = &nat
+			}
+			ctx := cmd.Context()
+			layout, _, _, err := a.ensureDaemon(ctx)
+			if err != nil {
+				return err
+			}
+			var op model.Operation
+			if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMCreateBegin, p, &op); err != nil {
+				return err
+			}
+			if noWait {
+				if a.jsonOut {
+					return a.printJSON(op)
+				}
+				fmt.Fprintf(a.stdout, "creating vm %s as %s\n", op.Target, op.ID)
+				return nil
+			}
+			if !a.jsonOut {
+				fmt.Fprintf(a.stderr, "creating vm %s (%s)\n", op.Target, op.ID)
+			}
+			st, err := a.followOperation(ctx, layout.SocketPath, op.ID)
+			if err != nil {
+				return err
+			}
+			if err := operationError(st); err != nil {
+				return err
+			}
+			var det api.VMDetail
+			if err := json.Unmarshal(st.Result, &det); err != nil {
+				return fmt.Errorf("vm create result: %w", err)
+			}
+			if a.jsonOut {
+				return a.printJSON(det)
+			}
+			if det.State == model.VMStateRunning {
+				fmt.Fprintf(a.stdout, "vm %s is running at %s; log in with 'banger vm ssh %s'\n", det.Name, det.Runtime.GuestIP, det.Name)
+			} else {
+				fmt.Fprintf(a.stdout, "vm %s is created (not started); start it with 'banger vm start %s'\n", det.Name, det.Name)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&p.Name, "name", "", "VM name, a DNS label (default: generated)")
+	f.StringVar(&p.Image, "image", "", "image to boot (default: default_image_name)")
+	f.IntVar(&p.VCPUs, "vcpus", 0, "virtual CPUs (default 2)")
+	f.StringVar(&p.Memory, "memory", "", "memory, e.g. 2G or 512M (default 2G)")
+	f.StringVar(&p.Disk, "disk", "", "work disk size, mounted at /root (default 8G)")
+	f.StringVar(&p.OverlaySize, "overlay-size", "", "system overlay size (default 8G)")
+	f.BoolVar(&nat, "nat", false, "give the VM outbound network access through NAT")
+	f.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
+	f.StringVar(&p.VMM, "vmm", "", "VMM driver: auto, qemu or firecracker (default: vmm in the config)")
+	f.BoolVar(&noWait, "no-wait", false, "start the create and return its operation id")
+	return cmd
+}
+
+// vmEachCommand runs method on each named VM and reports each.
+func (a *app) vmEachCommand(use, short, method string, params func(name string) any) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " NAME...",
+		Short: short,
+		Args:  minArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachVM(cmd.Context(), args, method, func(name string) any {
+				if params != nil {
+					return params(name)
+				}
+				return api.VMRef{Name: name}
+			}, use)
+		},
+	}
+}
+
+func (a *app) eachVM(ctx context.Context, names []string, method string, params func(string) any, verb string) error {
+	layout, _, _, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	var results []api.VMDetail
+	var errs []error
+	for _, name := range names {
+		var det api.VMDetail
+		if doing, slow := slowVerbs[verb]; slow && !a.jsonOut {
+			fmt.Fprintf(a.stderr, "%s %s...\n", doing, name)
+		}
+		if err := rpc.Call(ctx, layout.SocketPath, method, params(name), &det); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		results = append(results, det)
+		if !a.jsonOut {
+			fmt.Fprintf(a.stdout, "%s: %s\n", det.Name, describeState(det))
+		}
+	}
+	if a.jsonOut {
+		if err := a.printJSON(results); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// slowVerbs take long enough (a guest boots) to say they have begun.
+var slowVerbs = map[string]string{"start": "starting", "restart": "restarting", "stop": "stopping"}
+
+func describeState(det api.VMDetail) string {
+	switch det.State {
+	case model.VMStateRunning:
+		return "running at " + det.Runtime.GuestIP
+	default:
+		return string(det.State)
+	}
+}
+
+func (a *app) vmStopCommand(use, short, method string) *cobra.Command {
+	var timeout int
+	var force bool
+	cmd := &cobra.Command{
+		Use:   use + " NAME...",
+		Short: short,
+		Args:  minArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachVM(cmd.Context(), args, method, func(name string) any {
+				return api.VMStopParams{Name: name, TimeoutSeconds: timeout, Force: force}
+			}, use)
+		},
+	}
+	cmd.Flags().IntVar(&timeout, "timeout", 30, "seconds to wait for a graceful power-off before killing the VMM")
+	cmd.Flags().BoolVar(&force, "force", false, "kill the VMM at once")
+	return cmd
+}
+
+func (a *app) vmRemoveCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove VMs and their disks (a running one only with --force)",
+		Args:    minArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachVMRemove(cmd.Context(), args, force)
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "kill and remove running VMs too")
+	return cmd
+}
+
+func (a *app) eachVMRemove(ctx context.Context, names []string, force bool) error {
+	layout, _, _, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var removed []api.VMDetail
+	for _, name := range names {
+		var det api.VMDetail
+		if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMRemove, api.VMRemoveParams{Name: name, Force: force}, &det); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, det)
+		if !a.jsonOut {
+			fmt.Fprintf(a.stdout, "removed vm %s\n", det.Name)
+		}
+	}
+	if a.jsonOut {
+		if err := a.printJSON(removed); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *app) vmListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List VMs",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			layout, _, _, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var vms []api.VMDetail
+			if err := rpc.Call(cmd.Context(), layout.SocketPath, api.MethodVMList, nil, &vms); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(vms)
+			}
+			if len(vms) == 0 {
+				fmt.Fprintln(a.stdout, "no VMs; create one with 'banger vm create'")
+				return nil
+			}
+			t := newTableNoIndent(a.stdout)
+			t.row("NAME", "STATE", "IP", "IMAGE", "VCPUS", "MEMORY", "AGE")
+			for _, vm := range vms {
+				t.row(vm.Name, string(vm.State), vm.Runtime.GuestIP, orDash(vm.ImageName), fmt.Sprint(vm.Spec.VCPUCount),
+					model.FormatSizeBytes(int64(vm.Spec.MemoryMiB)<<20), formatAge(time.Since(vm.CreatedAt)))
+			}
+			return t.flush()
+		},
+	}
+}
+
+func formatAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func (a *app) vmShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a VM: state, address, disks, VMM, last error",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			det, err := a.vmDetail(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(det)
+			}
+			r := det.Runtime
+			t := newTableNoIndent(a.stdout)
+			t.row("name", det.Name)
+			t.row("id", det.ID)
+			t.row("state", string(det.State))
+			if r.LastError != "" {
+				t.row("last error", r.LastError)
+			}
+			t.row("image", orDash(det.ImageName))
+			t.row("address", fmt.Sprintf("%s (%s, mac %s)", r.GuestIP, r.DNSName, r.MAC))
+			t.row("vmm", r.VMM+pidSuffix(det.PID))
+			t.row("vcpus", fmt.Sprint(det.Spec.VCPUCount))
+			t.row("memory", model.FormatSizeBytes(int64(det.Spec.MemoryMiB)<<20))
+			t.row("system", fmt.Sprintf("%s (%s, %s)", r.SystemOverlay, model.FormatSizeBytes(det.Spec.SystemOverlaySizeByte), r.OverlayStrategy))
+			t.row("work disk", fmt.Sprintf("%s (%s, at /root)", r.WorkDiskPath, model.FormatSizeBytes(det.Spec.WorkDiskSizeBytes)))
+			t.row("nat", fmt.Sprint(det.Spec.NATEnabled))
+			if r.TapDevice != "" {
+				t.row("tap", r.TapDevice)
+			}
+			t.row("console", r.LogPath)
+			t.row("created", det.CreatedAt.Local().Format(time.RFC3339))
+			t.row("last used", det.LastTouchedAt.Local().Format(time.RFC3339))
+			return t.flush()
+		},
+	}
+}
+
+func pidSuffix(pid int) string {
+	if pid == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (pid %d)", pid)
+}
+
+func (a *app) vmDetail(ctx context.Context, name string) (api.VMDetail, error) {
+	layout, _, _, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return api.VMDetail{}, err
+	}
+	var det api.VMDetail
+	err = rpc.Call(ctx, layout.SocketPath, api.MethodVMShow, api.VMRef{Name: name}, &det)
+	return det, err
+}
+
+func (a *app) vmSetCommand() *cobra.Command {
+	var vcpus int
+	var memory, disk string
+	var nat bool
+	cmd := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Change a VM's vCPUs or memory (stopped), grow its work disk (stopped), or switch NAT (live)",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := api.VMSetParams{Name: args[0]}
+			f := cmd.Flags()
+			if f.Changed("vcpus") {
+				p.VCPUs = &vcpus
+			}
+			if f.Changed("memory") {
+				p.Memory = &memory
+			}
+			if f.Changed("disk") {
+				p.Disk = &disk
+			}
+			if f.Changed("nat") {
+				p.NAT = &nat
+			}
+			if p.VCPUs == nil && p.Memory == nil && p.Disk == nil && p.NAT == nil {
+				return usageError{errors.New("nothing to change: give --vcpus, --memory, --disk or --nat"), cmd.CommandPath()}
+			}
+			layout, _, _, err := a.ensureDaemon(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var det api.VMDetail
+			if err := rpc.Call(cmd.Context(), layout.SocketPath, api.MethodVMSet, p, &det); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(det)
+			}
+			fmt.Fprintf(a.stdout, "%s: %d vCPUs, %s memory, %s work disk, nat %v\n", det.Name, det.Spec.VCPUCount,
+				model.FormatSizeBytes(int64(det.Spec.MemoryMiB)<<20), model.FormatSizeBytes(det.Spec.WorkDiskSizeBytes), det.Spec.NATEnabled)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&vcpus, "vcpus", 0, "virtual CPUs (VM stopped)")
+	f.StringVar(&memory, "memory", "", "memory, e.g. 4G (VM stopped)")
+	f.StringVar(&disk, "disk", "", "grow the work disk to this size (VM stopped; never shrinks)")
+	f.BoolVar(&nat, "nat", false, "outbound NAT on or off (--nat=false), live")
+	return cmd
+}
+
+func (a *app) vmSSHCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh NAME [-- COMMAND...]",
+		Short: "Log in to a VM (a shell with a terminal), or run a command in it",
+		Long: `Log in to a running VM as root over SSH, or run COMMAND there. The VM's host
+key was generated by banger and is pinned in banger's known_hosts; a VM that
+answers with another key is refused.`,
+		Args: minArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.sshExec(cmd.Context(), args[0], args[1:], false)
+		},
+	}
+}
+
+func (a *app) vmExecCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec NAME -- COMMAND...",
+		Short: "Run a command in a VM; its exit status becomes banger's",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageError{fmt.Errorf("%q needs a VM name and a command: banger vm exec NAME -- COMMAND", cmd.CommandPath()), cmd.CommandPath()}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.sshExec(cmd.Context(), args[0], args[1:], true)
+		},
+	}
+}
+
+// sshExec replaces banger with ssh to the VM, so the terminal, signals
+// and the remote command's exit status are ssh's — and so the remote
+// command's exit status becomes banger's.
+func (a *app) sshExec(ctx context.Context, name string, command []string, noTTY bool) error {
+	layout, _, _, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	var info api.VMSSHInfo
+	if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMSSHInfo, api.VMRef{Name: name}, &info); err != nil {
+		return err
+	}
+	bin, err := exec.LookPath("ssh")
+	if err != nil {
+		return errors.New("ssh is not installed: install openssh-client")
+	}
+	argv := sshArgv(info, command, noTTY)
+	return syscall.Exec(bin, argv, os.Environ())
+}
+
+// sshArgv is the ssh command line for info: the daemon's key only, the
+// pinned host key under the VM's alias, strict checking, no agent.
+func sshArgv(info api.VMSSHInfo, command []string, noTTY bool) []string {
+	argv := []string{"ssh",
+		"-i", info.IdentityFile,
+		"-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=" + info.KnownHostsFile,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "HostKeyAlias=" + info.HostKeyAlias,
+		"-o", "UpdateHostKeys=no",
+		"-o", "LogLevel=ERROR",
+		"-o", "ForwardAgent=no",
+		"-p", fmt.Sprint(info.Port),
+	}
+	if noTTY {
+		argv = append(argv, "-T", "-o", "BatchMode=yes")
+	}
+	// Everything after the destination is the remote command (ssh stops
+	// parsing options there; a "--" would reach the remote shell). ssh
+	// joins its words with spaces for the remote shell, so each argument
+	// is quoted: `vm exec dev -- sh -c 'uname -a'` runs exactly that.
+	argv = append(argv, info.User+"@"+info.Host)
+	if len(command) > 0 {
+		quoted := make([]string, len(command))
+		for i, arg := range command {
+			quoted[i] = shellQuote(arg)
+		}
+		argv = append(argv, strings.Join(quoted, " "))
+	}
+	return argv
+}
+
+// shellQuote makes s one word for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (a *app) vmLogsCommand() *cobra.Command {
+	var follow bool
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Print a VM's console log; -f follows it",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines < 0 {
+				return usageError{fmt.Errorf("--lines must be 0 (all) or more, got %d", lines), cmd.CommandPath()}
+			}
+			det, err := a.vmDetail(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printFile(cmd.Context(), det.Runtime.LogPath, lines, follow, "no console output yet for "+det.Name)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines (0: all)")
+	return cmd
+}
+
+// minArgs is cobra.MinimumNArgs reporting a usage error.
+func minArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= n {
+			return nil
+		}
+		return usageError{fmt.Errorf("%q needs %s", cmd.CommandPath(), names), cmd.CommandPath()}
+	}
+}

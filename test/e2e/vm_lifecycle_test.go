@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestVMLifecycle: create → exec → write under /root → stop → start → the
+// file is still there → set more memory and a bigger disk → the guest
+// sees them → rm → nothing left: no tap, rule, disk, process or record.
+func TestVMLifecycle(t *testing.T) {
+	e := newVMEnv(t, "")
+
+	r := e.must("vm", "create", "--name", "dev", "--nat")
+	for _, stage := range []string{"validate", "allocate", "system overlay", "work disk", "tap", "boot", "wait for ssh"} {
+		if !strings.Contains(r.stderr, "] "+stage+"\n") {
+			t.Errorf("create showed no %q stage:\n%s", stage, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "vm dev is running at 172.16.0.") {
+		t.Errorf("create said %q", r.stdout)
+	}
+	det := e.show("dev")
+	ip, dir, tap := det.Runtime.GuestIP, det.Runtime.VMDir, det.Runtime.TapDevice
+	if det.State != "running" || tap == "" || det.Runtime.VMM != "qemu" || det.Runtime.MAC == "" || det.Runtime.DNSName != "dev.vm" {
+		t.Fatalf("vm show after create: %+v", det)
+	}
+
+	if out := e.exec("dev", "uname -a"); !strings.Contains(out, "Linux dev ") {
+		t.Errorf("uname -a: %q", out)
+	}
+	e.exec("dev", "echo kept > /root/note && sync")
+	if rules := e.ns.Run(t, "iptables-save"); !strings.Contains(rules, "banger:nat:"+ip) {
+		t.Errorf("--nat made no NAT rule for %s", ip)
+	}
+
+	r = e.must("vm", "stop", "dev")
+	if !strings.Contains(r.stdout, "dev: stopped") {
+		t.Errorf("stop said %q", r.stdout)
+	}
+	if pids := qemuFor(dir); len(pids) != 0 {
+		t.Errorf("QEMU still runs after stop: %v", pids)
+	}
+	if rules := e.ns.Run(t, "iptables-save"); strings.Contains(rules, "banger:nat:"+ip) {
+		t.Errorf("NAT rule for %s survived stop", ip)
+	}
+
+	e.must("vm", "start", "dev")
+	if out := e.exec("dev", "cat /root/note"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("/root/note after restart: %q", out)
+	}
+	if got := e.show("dev").Runtime.GuestIP; got != ip {
+		t.Errorf("address moved from %s to %s", ip, got)
+	}
+
+	// vCPUs and memory only while stopped.
+	if r := e.banger("vm", "set", "dev", "--memory", "768M"); r.code != 1 || !strings.Contains(r.stderr, "stop it to change") {
+		t.Errorf("set memory while running: %d %s", r.code, r.stderr)
+	}
+	e.must("vm", "set", "dev", "--nat=false") // live
+	e.must("vm", "stop", "dev")
+	if r := e.banger("vm", "set", "dev", "--disk", "512M"); r.code != 1 || !strings.Contains(r.stderr, "work disks only grow") {
+		t.Errorf("shrinking the disk: %d %s", r.code, r.stderr)
+	}
+	e.must("vm", "set", "dev", "--memory", "768M", "--disk", "2G")
+	e.must("vm", "start", "dev")
+	memKB, _ := strconv.Atoi(strings.Fields(e.exec("dev", "grep MemTotal /proc/meminfo"))[1])
+	if memKB < 600*1024 || memKB > 768*1024 {
+		t.Errorf("guest MemTotal %d kB, want about 768 MiB", memKB)
+	}
+	sizeKB, _ := strconv.Atoi(strings.TrimSpace(e.exec("dev", "df -k --output=size /root | tail -1")))
+	if sizeKB < 1800*1024 {
+		t.Errorf("/root is %d kB, want about 2 GiB", sizeKB)
+	}
+	if out := e.exec("dev", "cat /root/note"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("/root/note after growing the disk: %q", out)
+	}
+
+	// rm refuses a running VM without --force.
+	if r := e.banger("vm", "rm", "dev"); r.code != 1 || !strings.Contains(r.stderr, "is running; stop it first, or remove it with --force") {
+		t.Errorf("rm of a running vm: %d %s", r.code, r.stderr)
+	}
+	e.must("vm", "rm", "--force", "dev")
+
+	if out := e.must("vm", "ls").stdout; !strings.Contains(out, "no VMs") {
+		t.Errorf("vm ls after rm: %s", out)
+	}
+	if pids := qemuFor(dir); len(pids) != 0 {
+		t.Errorf("QEMU left after rm: %v", pids)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("vm directory %s left after rm", dir)
+	}
+	if rules := e.ns.Run(t, "iptables-save"); strings.Contains(rules, ip) {
+		t.Errorf("rules for %s left after rm", ip)
+	}
+	// Only the pool's own ready tap remains (tap_pool_size = 1).
+	if taps := e.taps(); len(taps) > 1 {
+		t.Errorf("taps left after rm: %v", taps)
+	}
+	kh, _ := os.ReadFile(e.home + "/.local/state/banger/known_hosts")
+	if strings.Contains(string(kh), det.ID) {
+		t.Errorf("host key of the removed vm still pinned:\n%s", kh)
+	}
+}

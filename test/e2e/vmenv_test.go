@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"banger/internal/api"
+	"banger/internal/testutil/binaries"
+	"banger/internal/testutil/guestboot"
+	"banger/internal/testutil/netns"
+	"banger/internal/testutil/testimage"
+)
+
+// vmEnv is banger as a user runs it, inside a network namespace the test
+// made: banger-helper (root) and, started by the CLI, bangerd and its
+// VMMs all live there, so guests are reachable and nothing leaves it.
+type vmEnv struct {
+	*user
+	ns        *netns.NS
+	helperDir string
+	helper    *exec.Cmd
+	image     testimage.Image
+	upstream  *netns.NS // where NAT leads
+}
+
+// newVMEnv starts a helper in a fresh namespace and registers the test
+// image as "test", the default image. extraConfig is appended to the
+// daemon's config.
+func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
+	t.Helper()
+	img := testimage.Get(t)
+	guestboot.Require(t)
+	ns := netns.New(t)
+	hdir, err := os.MkdirTemp("", "bgh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(hdir) })
+	config := fmt.Sprintf(`helper_socket = %q
+tap_pool_size = 1
+default_image_name = "test"
+# The bridge's own address: guests get no DNS server outside the namespace.
+default_dns = "172.16.0.1"
+
+[vm_defaults]
+vcpu_count = 1
+memory_mib = 512
+work_disk_size = "1G"
+system_overlay_size = "4G"
+`, filepath.Join(hdir, "helper.sock")) + extraConfig
+	e := &vmEnv{user: newUser(t, config), ns: ns, helperDir: hdir, image: img}
+	e.addUplink()
+	e.startHelper()
+	t.Cleanup(func() {
+		e.banger("daemon", "stop")
+		e.helper.Process.Kill()
+		e.helper.Wait()
+	})
+	e.must("image", "register", "--name", "test", "--kernel", img.Kernel, "--rootfs", img.Rootfs, "--initrd", img.Initrd)
+	return e
+}
+
+// addUplink gives the namespace a way out for NAT: a veth to an
+// "upstream" namespace of the test's own (198.18.0.1), the default route.
+func (e *vmEnv) addUplink() {
+	e.t.Helper()
+	up := netns.New(e.t)
+	netns.Veth(e.t, e.ns, "uplink0", up, "eth0")
+	e.ns.Run(e.t, "ip", "addr", "add", "198.18.0.2/24", "dev", "uplink0")
+	up.Run(e.t, "ip", "addr", "add", "198.18.0.1/24", "dev", "eth0")
+	e.ns.Run(e.t, "ip", "route", "add", "default", "via", "198.18.0.1")
+	e.upstream = up
+}
+
+func (e *vmEnv) startHelper() {
+	e.t.Helper()
+	sock := filepath.Join(e.helperDir, "helper.sock")
+	os.Remove(sock)
+	e.helper = e.ns.Cmd(filepath.Join(binaries.Dir(e.t), "banger-helper"),
+		"--allow-uid", fmt.Sprint(os.Getuid()), "--socket", sock, "--state", filepath.Join(e.helperDir, "state.json"))
+	logf, _ := os.OpenFile(filepath.Join(e.helperDir, "helper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	e.helper.Stderr = logf
+	if err := e.helper.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatal("banger-helper did not start")
+}
+
+// banger runs the CLI inside the namespace.
+func (e *vmEnv) banger(args ...string) result {
+	e.t.Helper()
+	cmd := e.ns.Cmd(filepath.Join(e.bin, "banger"), args...)
+	cmd.Env = e.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("banger %v: %v", args, err)
+	}
+	return r
+}
+
+func (e *vmEnv) must(args ...string) result {
+	e.t.Helper()
+	r := e.banger(args...)
+	if r.code != 0 {
+		e.t.Fatalf("banger %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// exec runs a command in a VM through `banger vm exec` and returns its
+// output, failing the test when it fails.
+func (e *vmEnv) exec(vm string, command string) string {
+	e.t.Helper()
+	r := e.banger("vm", "exec", vm, "--", "sh", "-c", command)
+	if r.code != 0 {
+		e.t.Fatalf("vm exec %s %q: exit %d\n%s%s", vm, command, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func (e *vmEnv) show(vm string) api.VMDetail {
+	e.t.Helper()
+	var det api.VMDetail
+	if err := json.Unmarshal([]byte(e.must("--json", "vm", "show", vm).stdout), &det); err != nil {
+		e.t.Fatal(err)
+	}
+	return det
+}
+
+// daemonPID is the running bangerd's pid.
+func (e *vmEnv) daemonPID() int {
+	e.t.Helper()
+	var st api.StatusResult
+	if err := json.Unmarshal([]byte(e.must("--json", "daemon", "status").stdout), &st); err != nil {
+		e.t.Fatal(err)
+	}
+	return st.PID
+}
+
+// taps lists the tap devices in the namespace.
+func (e *vmEnv) taps() []string {
+	var out []string
+	for _, line := range strings.Split(e.ns.Run(e.t, "ip", "-o", "link", "show", "type", "tun"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			out = append(out, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	return out
+}
+
+// qemuFor finds QEMU processes whose command line names dir.
+func qemuFor(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, en := range entries {
+		cmdline, err := os.ReadFile("/proc/" + en.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmdline, []byte("qemu")) && bytes.Contains(cmdline, []byte(dir+"/")) {
+			var pid int
+			fmt.Sscan(en.Name(), &pid)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func killPID(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
