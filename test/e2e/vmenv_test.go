@@ -32,10 +32,15 @@ type vmEnv struct {
 }
 
 // newVMEnv starts a helper in a fresh namespace and registers the test
-// image as "test", the default image. extraConfig is appended to the
-// daemon's config.
+// image as "test", the default image. extraConfig is added to the
+// daemon's config: its top-level keys before banger's [vm_defaults], its
+// tables after.
 func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
 	t.Helper()
+	topLevel, tables := extraConfig, ""
+	if i := strings.Index(extraConfig, "["); i >= 0 {
+		topLevel, tables = extraConfig[:i], extraConfig[i:]
+	}
 	img := testimage.Get(t)
 	guestboot.Require(t)
 	ns := netns.New(t)
@@ -49,13 +54,13 @@ tap_pool_size = 1
 default_image_name = "test"
 # The bridge's own address: guests get no DNS server outside the namespace.
 default_dns = "172.16.0.1"
-
+%s
 [vm_defaults]
 vcpu_count = 1
 memory_mib = 512
 work_disk_size = "1G"
 system_overlay_size = "4G"
-`, filepath.Join(hdir, "helper.sock")) + extraConfig
+`, filepath.Join(hdir, "helper.sock"), topLevel) + tables
 	e := &vmEnv{user: newUser(t, config), ns: ns, helperDir: hdir, image: img}
 	e.addUplink()
 	e.startHelper()
