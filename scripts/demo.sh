@@ -1,78 +1,97 @@
 #!/usr/bin/env bash
-# banger's main job, end to end, as far as it goes today: build; let the
-# CLI start the per-user daemon on demand; run the root helper inside a
-# network namespace made for the demo, so the daemon's tap pool fills
-# with real taps without touching the host's network; show a bad request
-# answered with an op id that is found in the daemon's log; stop it all.
-# Runs in a throw-away HOME and leaves nothing behind.
+# banger's main job, end to end: a VM from the default image, a command in
+# it over SSH, and everything removed again.
+#
+# Network rule: the bridge, the taps, the guest and the daemon that runs it
+# all live in a network namespace this script creates, with no route out;
+# the guest gets no DNS server outside it. Only the image build talks to
+# the outside, to download Debian's packages, so it runs first, with a
+# daemon outside the namespace.
+#
+# The demo's banger data — the default image and its record, the package
+# cache, the daemon's log and key — is kept in ~/.cache/banger-demo, so
+# that the next run does not build again (rm -rf it to start over); the
+# rest is thrown away.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "make demo runs as root: it creates a network namespace and runs banger-helper" >&2
+	exit 1
+fi
 scripts/install-deps.sh
 make --no-print-directory build
 
+bin=$PWD/bin
+keep="${XDG_CACHE_HOME:-$HOME/.cache}/banger-demo"
 work=$(mktemp -d /tmp/banger-demo.XXXXXX)
-ns=""
+ns="banger-demo-$$"
 helper_pid=""
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+inns() { ip netns exec "$ns" "$@"; }
+
 cleanup() {
-	./bin/banger daemon stop >/dev/null 2>&1 || true
+	set +e
+	if ip netns list | grep -qw "$ns"; then
+		inns "$bin/banger" vm rm --force demo >/dev/null 2>&1
+		inns "$bin/banger" daemon stop >/dev/null 2>&1
+	fi
+	"$bin/banger" daemon stop >/dev/null 2>&1
 	[ -n "$helper_pid" ] && kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null
-	[ -n "$ns" ] && ip netns del "$ns" 2>/dev/null
+	ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns del "$ns" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
+
 export HOME="$work/home" XDG_RUNTIME_DIR="$work/run"
-mkdir -p "$HOME/.config/banger" "$XDG_RUNTIME_DIR"
+export XDG_DATA_HOME="$keep/data" XDG_CACHE_HOME="$keep/cache" XDG_STATE_HOME="$keep/state"
+mkdir -p "$HOME/.config/banger" "$XDG_RUNTIME_DIR" "$work/helper"
 chmod 700 "$XDG_RUNTIME_DIR"
+cat >"$HOME/.config/banger/config.toml" <<EOF
+helper_socket = "$work/helper/helper.sock"
+tap_pool_size = 1
+# The bridge's own address: the guest gets no DNS server outside the namespace.
+default_dns = "172.16.0.1"
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+[vm_defaults]
+vcpu_count = 1
+memory_mib = 1024
+EOF
 
-if [ "$(id -u)" -eq 0 ]; then
-	ns="banger-demo-$$"
-	say "banger-helper (root) in network namespace $ns, serving uid $(id -u)"
-	ip netns add "$ns"
-	mkdir -m 0755 "$work/helper"
-	ip netns exec "$ns" ./bin/banger-helper --allow-uid "$(id -u)" \
-		--socket "$work/helper/helper.sock" --state "$work/helper/state.json" 2>"$work/helper/helper.log" &
-	helper_pid=$!
-	printf 'helper_socket = "%s"\ntap_pool_size = 2\n' "$work/helper/helper.sock" >"$HOME/.config/banger/config.toml"
-	for _ in $(seq 100); do [ -S "$work/helper/helper.sock" ] && break; sleep 0.05; done
+if "$bin/banger" image show default >/dev/null 2>&1; then
+	say "the default image exists (from an earlier demo, in $keep)"
+	"$bin/banger" image ls
 else
-	say "not root: skipping banger-helper (the daemon will report it unreachable)"
+	say "banger image build — the default Debian image, from packages (a few minutes the first time)"
+	"$bin/banger" image build
 fi
+"$bin/banger" daemon stop >/dev/null
 
-say "banger version (no daemon yet)"
-./bin/banger version
+say "network namespace $ns: banger-helper (root) and, from here on, bangerd and the VM live in it"
+ip netns add "$ns"
+inns ip link set lo up
+inns "$bin/banger-helper" --allow-uid "$(id -u)" \
+	--socket "$work/helper/helper.sock" --state "$work/helper/state.json" 2>"$work/helper/helper.log" &
+helper_pid=$!
+for _ in $(seq 100); do [ -S "$work/helper/helper.sock" ] && break; sleep 0.05; done
 
-say "banger daemon status — starts bangerd on demand"
-./bin/banger daemon status
+say "banger vm create --name demo"
+inns "$bin/banger" vm create --name demo
 
-if [ -n "$ns" ]; then
-	for _ in $(seq 100); do ./bin/banger --json daemon status | grep -q '"ready": 2' && break; sleep 0.05; done
-	say "the tap pool filled: taps owned by uid $(id -u) on the helper's bridge, inside $ns"
-	./bin/banger daemon status | grep -E 'helper|tap pool'
-	ip -n "$ns" -br link show type tun
-fi
+say "banger vm exec demo -- uname -a"
+inns "$bin/banger" vm exec demo -- uname -a
 
-say "banger --json daemon status"
-./bin/banger --json daemon status
+say "banger vm exec demo -- cat /etc/os-release"
+inns "$bin/banger" vm exec demo -- cat /etc/os-release
 
-say "a raw request for an unknown method, straight to the socket"
-sock="$XDG_RUNTIME_DIR/banger/bangerd.sock"
-answer=$(echo '{"version":1,"method":"vm.explode"}' | socat - "UNIX-CONNECT:$sock")
-echo "$answer"
-op=$(echo "$answer" | grep -o 'op-[0-9a-f]\{12\}' | head -n1)
+say "banger vm ls"
+inns "$bin/banger" vm ls
 
-say "the daemon's log line for $op"
-./bin/banger daemon logs -n 0 | grep "$op"
+say "banger vm rm --force demo"
+inns "$bin/banger" vm rm --force demo
+inns "$bin/banger" vm ls
 
-say "banger daemon stop — releases the pool's taps"
-./bin/banger daemon stop
-if [ -n "$ns" ]; then
-	echo "taps left in $ns: $(ip -n "$ns" -br link show type tun | wc -l)"
-	say "one op id in both logs: the daemon's last refill, as the helper saw it"
-	refill=$(grep '"tap pool refilled"' "$HOME/.local/state/banger/bangerd.log" | tail -n1 | grep -o 'op-[0-9a-f]\{12\}')
-	grep "$refill" "$work/helper/helper.log"
-fi
-
-say "done: daemon stopped, helper stopped, namespace and $work removed"
+say "done: the VM, the daemon, the helper and namespace $ns are gone; the image stays in $keep"
