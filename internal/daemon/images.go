@@ -56,7 +56,7 @@ func (d *Daemon) imageBuildBegin(ctx context.Context, p api.ImageBuildParams) (m
 	}
 	if recipe.KernelPath != "" {
 		if _, err := kernel.Inspect(recipe.KernelPath); err != nil {
-			return model.Operation{}, fmt.Errorf("--kernel %s: %v: %w", recipe.KernelPath, err, errdefs.ErrInvalidArgument)
+			return model.Operation{}, errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("--kernel %s: %v", recipe.KernelPath, err))
 		}
 	}
 	if err := d.imageNameFree(ctx, name); err != nil {
@@ -140,11 +140,11 @@ func checkReadableFile(flag, path string) error {
 		return nil
 	}
 	if !filepath.IsAbs(path) {
-		return fmt.Errorf("%s %q must be an absolute path: %w", flag, path, errdefs.ErrInvalidArgument)
+		return errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("%s %q must be an absolute path", flag, path))
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s %s: %v: %w", flag, path, unwrapPathError(err), errdefs.ErrInvalidArgument)
+		return errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("%s %s: %v", flag, path, unwrapPathError(err)))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -152,7 +152,7 @@ func checkReadableFile(flag, path string) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s %s is not a regular file: %w", flag, path, errdefs.ErrInvalidArgument)
+		return errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("%s %s is not a regular file", flag, path))
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (d *Daemon) imageRegister(ctx context.Context, p api.ImageRegisterParams) (
 
 func (d *Daemon) registerImage(ctx context.Context, p api.ImageRegisterParams) (img model.Image, err error) {
 	bad := func(format string, args ...any) (model.Image, error) {
-		return model.Image{}, fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
+		return model.Image{}, errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf(format, args...))
 	}
 	if err := model.ValidateName("image", p.Name); err != nil {
 		return model.Image{}, err
@@ -270,7 +270,7 @@ func (d *Daemon) registerImage(ctx context.Context, p api.ImageRegisterParams) (
 func (d *Daemon) initramfsFromModules(modDir, artifactDir string) (string, error) {
 	mods, err := kernel.ResolveModules(modDir, kernel.DefaultGuestModules())
 	if err != nil {
-		return "", fmt.Errorf("--modules-dir %s: %v: %w", modDir, err, errdefs.ErrInvalidArgument)
+		return "", errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("--modules-dir %s: %v", modDir, err))
 	}
 	if len(mods) == 0 {
 		return "", nil

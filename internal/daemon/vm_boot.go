@@ -316,7 +316,7 @@ func (d *Daemon) pickDriver(choice string) (string, error) {
 		return d.autoDriver, nil
 	}
 	if _, ok := d.drivers[choice]; !ok {
-		return "", fmt.Errorf("--vmm %q: this bangerd has %s: %w", choice, strings.Join(d.driverNames(), " and "), errdefs.ErrInvalidArgument)
+		return "", errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("--vmm %q: this bangerd has %s", choice, strings.Join(d.driverNames(), " and ")))
 	}
 	return choice, nil
 }

@@ -65,7 +65,7 @@ func (d *Daemon) vmCreateBegin(ctx context.Context, p api.VMCreateParams) (model
 // checks everything that can be checked before anything is made.
 func (d *Daemon) resolveCreate(ctx context.Context, p api.VMCreateParams) (createRequest, error) {
 	bad := func(format string, args ...any) (createRequest, error) {
-		return createRequest{}, fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...)
+		return createRequest{}, errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf(format, args...))
 	}
 	def := d.cfg.VMDefaults
 	req := createRequest{name: p.Name, noStart: p.NoStart}

@@ -235,7 +235,7 @@ func (d *Daemon) vmSet(ctx context.Context, p api.VMSetParams) (api.VMDetail, er
 	defer unlock()
 	op := d.beginOperation(ctx, "vm.set", vmLogAttrs(vm)...)
 	bad := func(format string, args ...any) (api.VMDetail, error) {
-		return api.VMDetail{}, op.fail(fmt.Errorf(format+": %w", append(args, errdefs.ErrInvalidArgument)...))
+		return api.VMDetail{}, op.fail(errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf(format, args...)))
 	}
 	running := vm.State == model.VMStateRunning
 	spec := vm.Spec

@@ -90,9 +90,13 @@ func (r *Registry) Begin(ctx context.Context, kind, target string, stages []stri
 		stageIdx: -1,
 		changed:  make(chan struct{}),
 	}
+	// The cancel func exists before anyone can find the operation.
+	runCtx, cancel := context.WithCancel(rpc.WithOpID(context.WithoutCancel(ctx), id))
+	o.cancel = cancel
 	r.mu.Lock()
 	if _, dup := r.ops[id]; dup {
 		r.mu.Unlock()
+		cancel()
 		return model.Operation{}, fmt.Errorf("operation %s exists already: %w", id, errdefs.ErrConflict)
 	}
 	r.ops[id] = o
@@ -101,11 +105,12 @@ func (r *Registry) Begin(ctx context.Context, kind, target string, stages []stri
 		r.mu.Lock()
 		delete(r.ops, id)
 		r.mu.Unlock()
+		cancel()
 		return model.Operation{}, err
 	}
 
-	runCtx, cancel := context.WithCancel(rpc.WithOpID(context.WithoutCancel(ctx), id))
-	o.cancel = cancel
+	// What Begin returns is a copy taken before the work can change it.
+	began := o.rec
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -114,7 +119,7 @@ func (r *Registry) Begin(ctx context.Context, kind, target string, stages []stri
 		result, err := runFunc(runCtx, fn, rep)
 		r.finish(o, result, err, runCtx.Err() != nil)
 	}()
-	return o.rec, nil
+	return began, nil
 }
 
 // runFunc turns a panic in an operation into its failure.

@@ -24,6 +24,7 @@ import (
 // VMMs all live there, so guests are reachable and nothing leaves it.
 type vmEnv struct {
 	*user
+	uid       int // the user banger runs as: root, or an unprivileged one
 	ns        *netns.NS
 	helperDir string
 	helper    *exec.Cmd
@@ -37,6 +38,14 @@ type vmEnv struct {
 // tables after.
 func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
 	t.Helper()
+	return newVMEnvAs(t, os.Getuid(), extraConfig)
+}
+
+// newVMEnvAs is newVMEnv with banger (CLI, daemon, VMMs) running as uid.
+// For an unprivileged uid the user's directories are given to it, and the
+// test image is copied where it can read it.
+func newVMEnvAs(t *testing.T, uid int, extraConfig string) *vmEnv {
+	t.Helper()
 	topLevel, tables := extraConfig, ""
 	if i := strings.Index(extraConfig, "["); i >= 0 {
 		topLevel, tables = extraConfig[:i], extraConfig[i:]
@@ -49,6 +58,7 @@ func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(hdir) })
+	os.Chmod(hdir, 0o755) // as /run/banger is: any user may reach the socket
 	config := fmt.Sprintf(`helper_socket = %q
 tap_pool_size = 1
 default_image_name = "test"
@@ -61,7 +71,10 @@ memory_mib = 512
 work_disk_size = "1G"
 system_overlay_size = "4G"
 `, filepath.Join(hdir, "helper.sock"), topLevel) + tables
-	e := &vmEnv{user: newUser(t, config), ns: ns, helperDir: hdir, image: img}
+	e := &vmEnv{user: newUser(t, config), uid: uid, ns: ns, helperDir: hdir, image: img}
+	if uid != os.Getuid() {
+		e.giveTo(uid)
+	}
 	e.addUplink()
 	e.startHelper()
 	t.Cleanup(func() {
@@ -69,7 +82,7 @@ system_overlay_size = "4G"
 		e.helper.Process.Kill()
 		e.helper.Wait()
 	})
-	e.must("image", "register", "--name", "test", "--kernel", img.Kernel, "--rootfs", img.Rootfs, "--initrd", img.Initrd)
+	e.must("image", "register", "--name", "test", "--kernel", e.image.Kernel, "--rootfs", e.image.Rootfs, "--initrd", e.image.Initrd)
 	return e
 }
 
@@ -90,7 +103,7 @@ func (e *vmEnv) startHelper() {
 	sock := filepath.Join(e.helperDir, "helper.sock")
 	os.Remove(sock)
 	e.helper = e.ns.Cmd(filepath.Join(binaries.Dir(e.t), "banger-helper"),
-		"--allow-uid", fmt.Sprint(os.Getuid()), "--socket", sock, "--state", filepath.Join(e.helperDir, "state.json"))
+		"--allow-uid", fmt.Sprint(e.uid), "--socket", sock, "--state", filepath.Join(e.helperDir, "state.json"))
 	logf, _ := os.OpenFile(filepath.Join(e.helperDir, "helper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	e.helper.Stderr = logf
 	if err := e.helper.Start(); err != nil {
@@ -105,10 +118,38 @@ func (e *vmEnv) startHelper() {
 	e.t.Fatal("banger-helper did not start")
 }
 
-// banger runs the CLI inside the namespace.
+// giveTo hands the user's directories to uid and copies the test image
+// into its home, since the image cache is root's.
+func (e *vmEnv) giveTo(uid int) {
+	e.t.Helper()
+	img := filepath.Join(e.home, "test-image")
+	os.MkdirAll(img, 0o755)
+	for _, f := range []*string{&e.image.Kernel, &e.image.Rootfs, &e.image.Initrd} {
+		dst := filepath.Join(img, filepath.Base(*f))
+		if out, err := exec.Command("cp", "--sparse=always", *f, dst).CombinedOutput(); err != nil {
+			e.t.Fatalf("copy %s: %v %s", *f, err, out)
+		}
+		*f = dst
+	}
+	for _, dir := range []string{e.home, e.run} {
+		if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", uid, uid), dir).CombinedOutput(); err != nil {
+			e.t.Fatalf("chown %s: %v %s", dir, err, out)
+		}
+	}
+	// The user's home and the temp dirs above it must be traversable.
+	for d := filepath.Dir(e.home); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+}
+
+// banger runs the CLI inside the namespace, as the environment's user.
 func (e *vmEnv) banger(args ...string) result {
 	e.t.Helper()
 	cmd := e.ns.Cmd(filepath.Join(e.bin, "banger"), args...)
+	if e.uid != os.Getuid() {
+		cmd = e.ns.Cmd("setpriv", append([]string{"--reuid", fmt.Sprint(e.uid), "--regid", fmt.Sprint(e.uid), "--clear-groups",
+			filepath.Join(e.bin, "banger")}, args...)...)
+	}
 	cmd.Env = e.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
