@@ -53,7 +53,7 @@ func TestArgs(t *testing.T) {
 			m:    machine{accel: AccelTCG, tscKHz: 2096023},
 			want: concat([]string{
 				"-M", "microvm,acpi=on",
-				"-accel", "tcg,tb-size=64", "-cpu", "max",
+				"-accel", "tcg", "-cpu", "max",
 				"-m", "512M", "-smp", "2",
 				"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 				"-kernel", "/images/test/vmlinux",
