@@ -67,10 +67,28 @@ func TestParseBootParams(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseBootParams(%q): %v", tt.cmdline, err)
 			}
-			if got != tt.want {
-				t.Errorf("parseBootParams(%q) = %+v, want %+v", tt.cmdline, got, tt.want)
+			want := tt.want
+			if want.Options == "" && want.FSType == "ext4" {
+				want.Options = ext4NoLazyInit // the default for ext4, tested below
+			}
+			if got != want {
+				t.Errorf("parseBootParams(%q) = %+v, want %+v", tt.cmdline, got, want)
 			}
 		})
+	}
+}
+
+func TestRootMountOptionsDefault(t *testing.T) {
+	for cmdline, want := range map[string]string{
+		"root=/dev/vda":                            "noinit_itable",
+		"root=/dev/vda rootflags=data=journal":     "data=journal",
+		"root=/dev/vda rootfstype=xfs":             "",
+		"root=/dev/vda rootfstype=ext4 rootflags=": "noinit_itable",
+	} {
+		p, err := parseBootParams(cmdline)
+		if err != nil || p.Options != want {
+			t.Errorf("parseBootParams(%q).Options = %q, %v; want %q", cmdline, p.Options, err, want)
+		}
 	}
 }
 

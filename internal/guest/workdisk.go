@@ -62,7 +62,7 @@ func mountWorkDisk(device, dir string) (bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, err
 	}
-	if err := unix.Mount(device, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	if err := unix.Mount(device, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV, ext4NoLazyInit); err != nil {
 		return false, fmt.Errorf("mount work disk %s on %s: %w", device, dir, err)
 	}
 	return true, nil
