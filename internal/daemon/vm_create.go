@@ -381,15 +381,24 @@ func (d *Daemon) deleteVMFiles(ctx context.Context, vm model.VMRecord) error {
 
 // makeOverlay clones the image's root file system as the VM's system
 // overlay with the host's strategy, then grows it to the overlay size
-// without writing data.
+// without writing data. Flushing the copy to disk (on the order of a
+// second for a sparse copy of a Debian image) happens in the background,
+// while the work disk is made and the guest boots: the guest's first
+// flush would persist it anyway, and nothing needs it on disk before.
 func (d *Daemon) makeOverlay(ctx context.Context, vm model.VMRecord, img model.Image) error {
 	strategy := disk.OverlayStrategy(vm.Runtime.OverlayStrategy)
-	if err := disk.CloneFile(ctx, img.RootfsPath, vm.Runtime.SystemOverlay, strategy); err != nil {
+	persist, err := disk.CloneFileDeferSync(ctx, img.RootfsPath, vm.Runtime.SystemOverlay, strategy)
+	if err != nil {
 		return fmt.Errorf("system overlay (%s): %w", strategy, err)
 	}
 	if err := disk.Grow(ctx, vm.Runtime.SystemOverlay, vm.Spec.SystemOverlaySizeByte); err != nil {
 		return fmt.Errorf("grow system overlay to %s: %w", model.FormatSizeBytes(vm.Spec.SystemOverlaySizeByte), err)
 	}
+	go func() {
+		if err := persist(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.logger.Warn("system overlay not flushed", append(vmLogAttrs(vm), "error", err.Error())...)
+		}
+	}()
 	return nil
 }
 

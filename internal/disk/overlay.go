@@ -66,28 +66,43 @@ func ProbeReflink(dir string) bool {
 // is either absent (or as it was) or complete: a failure or a
 // cancellation leaves nothing behind. dst gets mode 0600: a VM's disk is
 // its owner's alone.
-func CloneFile(ctx context.Context, src, dst string, s OverlayStrategy) (err error) {
+func CloneFile(ctx context.Context, src, dst string, s OverlayStrategy) error {
+	persist, err := CloneFileDeferSync(ctx, src, dst, s)
+	if err != nil {
+		return err
+	}
+	return persist()
+}
+
+// CloneFileDeferSync is CloneFile that leaves making the copy durable to
+// the returned persist function, which the caller may run later (in the
+// background, once the VM boots): flushing a freshly written copy of a
+// root file system takes longer than writing it, and nothing needs it on
+// the platter before the guest starts. Until persist returns, a host
+// crash may leave dst incomplete; the rename still means a failure or a
+// cancellation before it leaves nothing behind.
+func CloneFileDeferSync(ctx context.Context, src, dst string, s OverlayStrategy) (persist func() error, err error) {
 	if s != OverlayReflink && s != OverlayCopy {
-		return fmt.Errorf("clone %s to %s: strategy %q is not a file clone (want %q or %q)", src, dst, s, OverlayReflink, OverlayCopy)
+		return nil, fmt.Errorf("clone %s to %s: strategy %q is not a file clone (want %q or %q)", src, dst, s, OverlayReflink, OverlayCopy)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
+		return nil, fmt.Errorf("clone %s: %w", src, err)
 	}
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("clone: %w", err)
+		return nil, fmt.Errorf("clone: %w", err)
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return fmt.Errorf("clone: %w", err)
+		return nil, fmt.Errorf("clone: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("clone %s: not a regular file", src)
+		return nil, fmt.Errorf("clone %s: not a regular file", src)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
+		return nil, fmt.Errorf("clone %s: %w", src, err)
 	}
 	defer func() {
 		if err != nil {
@@ -98,26 +113,33 @@ func CloneFile(ctx context.Context, src, dst string, s OverlayStrategy) (err err
 	switch s {
 	case OverlayReflink:
 		if err := unix.IoctlFileClone(int(tmp.Fd()), int(in.Fd())); err != nil {
-			return fmt.Errorf("reflink %s to %s (the file system must support FICLONE, as XFS and btrfs do): %w", src, dst, err)
+			return nil, fmt.Errorf("reflink %s to %s (the file system must support FICLONE, as XFS and btrfs do): %w", src, dst, err)
 		}
 	case OverlayCopy:
 		if err := copySparse(ctx, in, tmp, fi.Size()); err != nil {
-			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+			return nil, fmt.Errorf("copy %s to %s: %w", src, dst, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
+		return nil, fmt.Errorf("clone %s: %w", src, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
+		return nil, fmt.Errorf("clone %s: %w", src, err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("clone %s: %w", src, err)
+		return nil, fmt.Errorf("clone %s: %w", src, err)
 	}
-	return syncDir(filepath.Dir(dst))
+	return func() error {
+		f, err := os.Open(dst)
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", dst, err)
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", dst, err)
+		}
+		return syncDir(filepath.Dir(dst))
+	}, nil
 }
 
 // syncDir makes a rename in dir durable.
