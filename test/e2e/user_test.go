@@ -17,14 +17,14 @@ import (
 // user is one banger user's environment: a HOME, a runtime dir, the
 // built binaries, and a config file. Commands run as real processes.
 type user struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	home string
 	run  string
 	env  []string
 }
 
-func newUser(t *testing.T, config string) *user {
+func newUser(t testing.TB, config string) *user {
 	t.Helper()
 	u := &user{t: t, bin: binaries.Dir(t), home: t.TempDir()}
 	var err error

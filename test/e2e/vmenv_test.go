@@ -44,7 +44,7 @@ func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
 // newVMEnvAs is newVMEnv with banger (CLI, daemon, VMMs) running as uid.
 // For an unprivileged uid the user's directories are given to it, and the
 // test image is copied where it can read it.
-func newVMEnvAs(t *testing.T, uid int, extraConfig string) *vmEnv {
+func newVMEnvAs(t testing.TB, uid int, extraConfig string) *vmEnv {
 	t.Helper()
 	topLevel, tables := extraConfig, ""
 	if i := strings.Index(extraConfig, "["); i >= 0 {
@@ -228,9 +228,16 @@ func qemuFor(dir string) []int {
 	return pids
 }
 
-func killPID(t *testing.T, pid int) {
+func killPID(t testing.TB, pid int) {
 	t.Helper()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newBenchEnv is a VM environment for benchmarks: banger as the caller's
+// user, nothing extra in the config.
+func newBenchEnv(b *testing.B) *vmEnv {
+	b.Helper()
+	return newVMEnvAs(b, os.Getuid(), "")
 }

@@ -69,8 +69,9 @@ type Guest struct {
 
 // Options shape a boot.
 type Options struct {
-	MemoryMiB int // default 512
-	VCPUs     int // default 1
+	MemoryMiB int    // default 512
+	VCPUs     int    // default 1
+	WorkDisk  string // work disk size, default 256M
 }
 
 // Boot starts the image under QEMU on a new tap on the network's bridge.
@@ -102,7 +103,10 @@ func Boot(t testing.TB, n *Network, img testimage.Image, name string, opt Option
 		t.Fatal(err)
 	}
 	work := filepath.Join(dir, "work.ext4")
-	if err := MakeWorkDisk(img.WorkSeed, work, "256M", g.ClientKey, g.HostKey); err != nil {
+	if opt.WorkDisk == "" {
+		opt.WorkDisk = "256M"
+	}
+	if err := MakeWorkDisk(img.WorkSeed, work, opt.WorkDisk, g.ClientKey, g.HostKey); err != nil {
 		t.Fatal(err)
 	}
 	cfg := guestapi.Config{Address: netip.PrefixFrom(g.Addr, n.Prefix.Bits()), Gateway: n.Prefix.Addr(), Hostname: name}
