@@ -12,6 +12,12 @@ const (
 	MethodTapDelete    = "tap.delete"
 	MethodNATEnable    = "nat.enable"
 	MethodNATDisable   = "nat.disable"
+	// overlay.attach takes two open files passed with the request
+	// (SCM_RIGHTS): the image's root file system, opened read-only, and
+	// the VM's copy-on-write file, opened read-write. The helper never
+	// opens a path the caller names.
+	MethodOverlayAttach = "overlay.attach"
+	MethodOverlayDetach = "overlay.detach"
 )
 
 // Where `banger system install` puts the helper's files.
@@ -62,6 +68,31 @@ type NATDisableParams struct {
 	GuestIP string `json:"guest_ip"`
 }
 
+// DMPrefix starts the name of every device-mapper device the helper
+// makes; the rest is "<uid>-<vm id>".
+const DMPrefix = "banger-"
+
+// OverlayAttachParams names the VM whose dm-snapshot overlay to build
+// from the two files sent with the request (base, then copy-on-write).
+type OverlayAttachParams struct {
+	VMID string `json:"vm_id"`
+}
+
+// OverlayInfo is one dm-snapshot system overlay the helper built: the
+// device the VMM opens, and the loop devices under it.
+type OverlayInfo struct {
+	DMName   string `json:"dm_name"`
+	DMDev    string `json:"dm_dev"`
+	BaseLoop string `json:"base_loop"`
+	COWLoop  string `json:"cow_loop"`
+	UID      uint32 `json:"uid"`
+}
+
+// OverlayDetachParams names one of the caller's dm-snapshot overlays.
+type OverlayDetachParams struct {
+	DMName string `json:"dm_name"`
+}
+
 // NATEntry is one guest IP masqueraded out of the host's uplink.
 type NATEntry struct {
 	GuestIP string `json:"guest_ip"`
@@ -85,4 +116,10 @@ type StatusResult struct {
 	Taps            []TapInfo  `json:"taps"`
 	NAT             []NATEntry `json:"nat"`
 	MaxTapsPerUID   int        `json:"max_taps_per_uid"`
+	// DMSnapshot says whether this host can build dm-snapshot system
+	// overlays (device-mapper in the kernel, dmsetup installed, loop
+	// devices); DMSnapshotDetail says why not, or which dmsetup/driver.
+	DMSnapshot       bool          `json:"dm_snapshot"`
+	DMSnapshotDetail string        `json:"dm_snapshot_detail,omitempty"`
+	Overlays         []OverlayInfo `json:"overlays"`
 }
