@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -22,6 +23,20 @@ const DefaultCallTimeout = 30 * time.Second
 // id. A refused call returns a *ErrorResponse (use errors.As for its
 // code and op id; errors.Is against errdefs sentinels also works).
 func Call(ctx context.Context, socketPath, method string, params, result any) error {
+	return call(ctx, socketPath, method, params, result, nil)
+}
+
+// CallWithFiles is Call that passes open files with the request
+// (SCM_RIGHTS); the server's handler finds them with FilesFromContext.
+// The caller keeps its own copies and closes them when it likes.
+func CallWithFiles(ctx context.Context, socketPath, method string, params, result any, files ...*os.File) error {
+	return call(ctx, socketPath, method, params, result, files)
+}
+
+func call(ctx context.Context, socketPath, method string, params, result any, files []*os.File) error {
+	if len(files) > MaxFiles {
+		return fmt.Errorf("%s: %d files in one request; at most %d", method, len(files), MaxFiles)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
@@ -47,7 +62,7 @@ func Call(ctx context.Context, socketPath, method string, params, result any) er
 	}
 	// A server that refuses the connection may answer and close before
 	// it reads everything; its answer is still worth reading.
-	writeErr := writeFrame(conn, req)
+	writeErr := writeFrameFiles(conn, req, files)
 
 	frame, err := readFrame(bufio.NewReader(conn), DefaultMaxResponseBytes)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -177,7 +178,17 @@ func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) 
 		authErr = s.Authorize(peer)
 	}
 
-	r := bufio.NewReader(conn) // frames longer than its buffer are accumulated by readFrame
+	var fr *fileReader // files passed with requests, on unix sockets
+	var src io.Reader = conn
+	if uc, ok := conn.(*net.UnixConn); ok {
+		fr = newFileReader(uc)
+		src = fr
+	}
+	defer func() {
+		files, _ := fr.take()
+		closeFiles(files)
+	}()
+	r := bufio.NewReader(src) // frames longer than its buffer are accumulated by readFrame
 	for serveCtx.Err() == nil {
 		conn.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
 		if serveCtx.Err() != nil {
@@ -198,8 +209,21 @@ func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) 
 			s.write(conn, resp)
 			return
 		}
+		files, truncated := fr.take()
+		if truncated {
+			closeFiles(files)
+			resp := s.failFrame(handlerCtx, peer, CodeBadRequest,
+				fmt.Sprintf("request carries more than %d files, or a malformed control message", MaxFiles))
+			s.write(conn, resp)
+			return
+		}
+		hctx := withPeer(handlerCtx, peer)
+		if len(files) > 0 {
+			hctx = withFiles(hctx, files)
+		}
 		s.track(conn, true)
-		resp := s.dispatch(withPeer(handlerCtx, peer), frame)
+		resp := s.dispatch(hctx, frame)
+		closeFiles(files)
 		s.write(conn, resp)
 		s.track(conn, false)
 	}
