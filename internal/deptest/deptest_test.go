@@ -29,9 +29,11 @@ var cliAllowed = []string{
 // restricted maps a package to the only packages allowed to import it,
 // directly or through others.
 var restricted = map[string][]string{
-	// The code that changes host networking runs as root, in the helper.
-	"banger/internal/hostnet": {"banger/internal/helper", "banger/cmd/banger-helper"},
-	"banger/internal/helper":  {"banger/cmd/banger-helper"},
+	// The code that changes host networking and makes block devices runs
+	// as root, in the helper.
+	"banger/internal/hostnet":  {"banger/internal/helper", "banger/cmd/banger-helper"},
+	"banger/internal/hostdisk": {"banger/internal/helper", "banger/cmd/banger-helper"},
+	"banger/internal/helper":   {"banger/cmd/banger-helper"},
 	// The daemon's wiring point is imported by its main only.
 	"banger/internal/daemon": {"banger/cmd/bangerd"},
 }
