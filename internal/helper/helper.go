@@ -1,7 +1,8 @@
 // Package helper is banger-helper, the small root process that does for
 // bangerd only what needs root, from a closed list of operations: ensure
-// the bridge, create and delete taps owned by the caller, and NAT one
-// guest IP. The uids it serves come from its own config file, never from
+// the bridge, create and delete taps owned by the caller, NAT one guest
+// IP, and build or remove a dm-snapshot over files the caller passes
+// open. The uids it serves come from its own config file, never from
 // a request; the kernel-reported peer uid of each connection is the only
 // identity it trusts, and every object it makes is recorded with its
 // owner, so one user can never touch another's, nor anything the helper
@@ -48,6 +49,10 @@ type Helper struct {
 	fw    *hostnet.Firewall
 	// chainsReady: banger's iptables chains were ensured by this process.
 	chainsReady bool
+	// dmOK: device-mapper worked once in this process; dmDetail says
+	// which driver, or why not.
+	dmOK     bool
+	dmDetail string
 }
 
 // New returns a helper for cfg that keeps its records at statePath.
@@ -215,12 +220,14 @@ func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
 
 func (h *Helper) methods() map[string]rpc.Handler {
 	return map[string]rpc.Handler{
-		helperapi.MethodStatus:       rpc.Typed(h.status),
-		helperapi.MethodBridgeEnsure: rpc.Typed(h.ensureBridge),
-		helperapi.MethodTapCreate:    rpc.Typed(h.createTap),
-		helperapi.MethodTapDelete:    rpc.Typed(h.deleteTap),
-		helperapi.MethodNATEnable:    rpc.Typed(h.enableNAT),
-		helperapi.MethodNATDisable:   rpc.Typed(h.disableNAT),
+		helperapi.MethodStatus:        rpc.Typed(h.status),
+		helperapi.MethodBridgeEnsure:  rpc.Typed(h.ensureBridge),
+		helperapi.MethodTapCreate:     rpc.Typed(h.createTap),
+		helperapi.MethodTapDelete:     rpc.Typed(h.deleteTap),
+		helperapi.MethodNATEnable:     rpc.Typed(h.enableNAT),
+		helperapi.MethodNATDisable:    rpc.Typed(h.disableNAT),
+		helperapi.MethodOverlayAttach: rpc.Typed(h.attachOverlay),
+		helperapi.MethodOverlayDetach: rpc.Typed(h.detachOverlay),
 	}
 }
 

@@ -54,6 +54,11 @@ func (h *Helper) status(ctx context.Context, _ rpc.NoParams) (helperapi.StatusRe
 	for _, n := range h.state.natOf(uid) {
 		res.NAT = append(res.NAT, helperapi.NATEntry{GuestIP: n.GuestIP, Tap: n.Tap, Uplink: n.Uplink})
 	}
+	res.DMSnapshot, res.DMSnapshotDetail = h.dmAvailable(ctx)
+	res.Overlays = []helperapi.OverlayInfo{}
+	for _, o := range h.state.overlaysOf(uid) {
+		res.Overlays = append(res.Overlays, o.info())
+	}
 	return res, nil
 }
 

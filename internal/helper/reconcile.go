@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,6 +73,9 @@ func (h *Helper) reconcile() error {
 		rules = append(rules, natRule(rec))
 	}
 	if err := h.resetFirewall(rules); err != nil {
+		return err
+	}
+	if err := h.reconcileOverlays(context.Background()); err != nil {
 		return err
 	}
 	return h.saveState()

@@ -17,6 +17,8 @@ import (
 type state struct {
 	Taps map[string]*tapRecord `json:"taps"`
 	NAT  map[string]*natRecord `json:"nat"` // by guest IP
+	// Overlays are dm-snapshots, by device-mapper name.
+	Overlays map[string]*overlayRecord `json:"overlays"`
 }
 
 type tapRecord struct {
@@ -36,7 +38,7 @@ type natRecord struct {
 }
 
 func newState() *state {
-	return &state{Taps: map[string]*tapRecord{}, NAT: map[string]*natRecord{}}
+	return &state{Taps: map[string]*tapRecord{}, NAT: map[string]*natRecord{}, Overlays: map[string]*overlayRecord{}}
 }
 
 // loadState reads the records; a missing file is an empty state. A
@@ -58,6 +60,9 @@ func loadState(path string) (*state, error) {
 	}
 	if st.NAT == nil {
 		st.NAT = map[string]*natRecord{}
+	}
+	if st.Overlays == nil {
+		st.Overlays = map[string]*overlayRecord{}
 	}
 	return st, nil
 }

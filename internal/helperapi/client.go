@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"banger/internal/errdefs"
 	"banger/internal/rpc"
@@ -16,7 +17,11 @@ type Client struct {
 }
 
 func (c Client) call(ctx context.Context, method string, params, result any) error {
-	err := rpc.Call(ctx, c.Socket, method, params, result)
+	return c.callFiles(ctx, method, params, result)
+}
+
+func (c Client) callFiles(ctx context.Context, method string, params, result any, files ...*os.File) error {
+	err := rpc.CallWithFiles(ctx, c.Socket, method, params, result, files...)
 	var remote *rpc.ErrorResponse
 	if errors.As(err, &remote) && remote.OpID != "" && remote.OpID == rpc.OpIDFromContext(ctx) {
 		// The same operation's id: the caller's own error will carry it;
@@ -70,4 +75,19 @@ func (c Client) EnableNAT(ctx context.Context, tap, guestIP string) (NATEntry, e
 // DisableNAT removes the NAT entry of guestIP.
 func (c Client) DisableNAT(ctx context.Context, guestIP string) error {
 	return c.call(ctx, MethodNATDisable, NATDisableParams{GuestIP: guestIP}, nil)
+}
+
+// AttachOverlay builds the dm-snapshot system overlay of VM vmID over
+// image (open read-only) and cow (open read-write), passing both files
+// open: the helper never opens a path the caller names.
+func (c Client) AttachOverlay(ctx context.Context, vmID string, image, cow *os.File) (OverlayInfo, error) {
+	var res OverlayInfo
+	err := c.callFiles(ctx, MethodOverlayAttach, OverlayAttachParams{VMID: vmID}, &res, image, cow)
+	return res, err
+}
+
+// DetachOverlay removes one of the caller's dm-snapshot overlays (and
+// with it the loop devices under it).
+func (c Client) DetachOverlay(ctx context.Context, dmName string) error {
+	return c.call(ctx, MethodOverlayDetach, OverlayDetachParams{DMName: dmName}, nil)
 }
