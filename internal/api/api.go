@@ -15,6 +15,7 @@ const (
 	MethodDaemonPing     = "daemon.ping"
 	MethodDaemonStatus   = "daemon.status"
 	MethodDaemonShutdown = "daemon.shutdown"
+	MethodDaemonDoctor   = "daemon.doctor" // can this host run banger? see DoctorResult
 )
 
 // PingResult says which daemon answered and how long it has run.

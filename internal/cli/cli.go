@@ -86,7 +86,7 @@ demand.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{err, cmd.CommandPath()}
 	})
-	root.AddCommand(a.versionCommand(), a.daemonCommand(), a.systemCommand(), a.imageCommand(), a.vmCommand())
+	root.AddCommand(a.versionCommand(), a.daemonCommand(), a.systemCommand(), a.imageCommand(), a.vmCommand(), a.doctorCommand())
 	return root
 }
 

@@ -205,6 +205,7 @@ func (d *Daemon) methods() map[string]rpc.Handler {
 		api.MethodDaemonPing:     rpc.Typed(d.ping),
 		api.MethodDaemonStatus:   rpc.Typed(d.status),
 		api.MethodDaemonShutdown: rpc.Typed(d.shutdownDaemon),
+		api.MethodDaemonDoctor:   rpc.Typed(d.doctor),
 
 		api.MethodOperationStatus: rpc.Typed(d.operationStatus),
 		api.MethodOperationCancel: rpc.Typed(d.operationCancel),
