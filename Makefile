@@ -21,7 +21,8 @@ test:
 ## bench: benchmarks, each next to the raw operation it wraps (root, for namespaces and images)
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list ./... | grep -v /test/e2e)
-	$(GO) test -run '^$$' -bench BootToSSH -benchtime 3x -timeout 30m ./test/e2e
+	$(GO) test -run '^$$' -bench 'VMCreateNoStart|DaemonRSS' -benchtime 5x -timeout 30m ./test/e2e
+	$(GO) test -run '^$$' -bench 'CreateToSSH' -benchtime 3x -timeout 30m ./test/e2e
 	$(GO) test -run '^$$' -bench ImageBuild -benchtime 1x -timeout 30m ./test/e2e
 
 ## demo: banger's main job end to end, in a throw-away HOME

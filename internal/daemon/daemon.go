@@ -17,7 +17,6 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/buildinfo"
-	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/guest"
 	"banger/internal/helperapi"
@@ -56,16 +55,21 @@ type Daemon struct {
 	ops     *operation.Registry
 	builder *imagebuild.Builder
 
-	// VMs: the drivers this daemon has and the one "auto" means; the
-	// overlay strategy this host supports; banger's known_hosts.
-	drivers         map[string]vmm.Driver
-	autoDriver      string
-	overlayStrategy disk.OverlayStrategy
-	knownHosts      *knownHosts
-	allocMu         sync.Mutex // serialises address and name allocation
-	vmLocks         sync.Map   // vm id → *sync.Mutex
-	monitorMu       sync.Mutex
-	monitors        map[string]context.CancelFunc // vm id → stop watching its VMM
+	// VMs: the drivers this daemon has and the one "auto" means;
+	// whether the VMs directory clones files (FICLONE) and, asked of the
+	// helper now and then, whether dm-snapshot works; banger's
+	// known_hosts.
+	drivers     map[string]vmm.Driver
+	autoDriver  string
+	reflinkOK   bool
+	dmMu        sync.Mutex
+	dmOK        bool
+	dmCheckedAt time.Time
+	knownHosts  *knownHosts
+	allocMu     sync.Mutex // serialises address and name allocation
+	vmLocks     sync.Map   // vm id → *sync.Mutex
+	monitorMu   sync.Mutex
+	monitors    map[string]context.CancelFunc // vm id → stop watching its VMM
 	// bgCtx is the daemon's lifetime, for work no request owns.
 	bgCtx context.Context
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,8 +15,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/guestapi"
+	"banger/internal/helperapi"
 	"banger/internal/model"
 	"banger/internal/sshkey"
 	"banger/internal/vmm"
@@ -109,6 +112,32 @@ func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (m
 		}
 	}
 
+	if disk.OverlayStrategy(vm.Runtime.OverlayStrategy) == disk.OverlayDMSnapshot {
+		// Recorded before it exists: its name is known, and a daemon that
+		// dies mid-attach leaves its successor something to remove.
+		h.DMName = helperapi.DMName(uint32(os.Getuid()), vm.ID)
+		vm.Runtime.DMName = h.DMName
+		if err := d.store.UpdateVM(ctx, vm); err != nil {
+			return fail(err)
+		}
+		if err := writeHandles(vm.Runtime.VMDir, h); err != nil {
+			return fail(err)
+		}
+		info, err := d.attachOverlay(ctx, vm, img)
+		if err != nil {
+			return fail(fmt.Errorf("system overlay (dm-snapshot): %w", err))
+		}
+		h.BaseLoop, h.COWLoop = info.BaseLoop, info.COWLoop
+		vm.Runtime.BaseLoop, vm.Runtime.COWLoop, vm.Runtime.DMDev = info.BaseLoop, info.COWLoop, info.DMDev
+		if err := d.store.UpdateVM(ctx, vm); err != nil {
+			return fail(err)
+		}
+		if err := writeHandles(vm.Runtime.VMDir, h); err != nil {
+			return fail(err)
+		}
+		rep.Detail(fmt.Sprintf("dm-snapshot %s over %s and %s", info.DMDev, info.BaseLoop, info.COWLoop), -1)
+	}
+
 	rep.Stage(stageBoot)
 	spec, err := d.vmmSpec(vm, img)
 	if err != nil {
@@ -138,6 +167,32 @@ func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (m
 	return vm, nil
 }
 
+// attachOverlay has the helper build vm's dm-snapshot over the image's
+// root file system and the VM's copy-on-write store, passing both open:
+// the helper never opens a path banger names.
+func (d *Daemon) attachOverlay(ctx context.Context, vm model.VMRecord, img model.Image) (helperapi.OverlayInfo, error) {
+	base, err := os.Open(img.RootfsPath)
+	if err != nil {
+		return helperapi.OverlayInfo{}, fmt.Errorf("image root file system: %w", err)
+	}
+	defer base.Close()
+	cow, err := os.OpenFile(vm.Runtime.SystemOverlay, os.O_RDWR, 0)
+	if err != nil {
+		return helperapi.OverlayInfo{}, fmt.Errorf("copy-on-write store: %w", err)
+	}
+	defer cow.Close()
+	return d.helper.AttachOverlay(ctx, vm.ID, base, cow)
+}
+
+// rootDisk is what the VMM opens as the guest's root: the dm-snapshot's
+// device, or the cloned file.
+func rootDisk(vm model.VMRecord) string {
+	if disk.OverlayStrategy(vm.Runtime.OverlayStrategy) == disk.OverlayDMSnapshot {
+		return vm.Runtime.DMDev
+	}
+	return vm.Runtime.SystemOverlay
+}
+
 // vmmSpec is what the driver needs to boot vm from img.
 func (d *Daemon) vmmSpec(vm model.VMRecord, img model.Image) (vmm.Spec, error) {
 	bridge, err := bridgePrefix(d.cfg)
@@ -162,7 +217,7 @@ func (d *Daemon) vmmSpec(vm model.VMRecord, img model.Image) (vmm.Spec, error) {
 		Cmdline:   baseCmdline + " " + guestArgs,
 		VCPUs:     vm.Spec.VCPUCount,
 		MemoryMiB: vm.Spec.MemoryMiB,
-		RootDisk:  vm.Runtime.SystemOverlay,
+		RootDisk:  rootDisk(vm),
 		WorkDisk:  vm.Runtime.WorkDiskPath,
 		Tap:       vm.Runtime.TapDevice,
 		MAC:       vm.Runtime.MAC,
@@ -240,6 +295,11 @@ func (d *Daemon) release(ctx context.Context, vm *model.VMRecord, h vmHandles) e
 	if h.Tap != "" {
 		if err := d.tapPool.Return(ctx, h.Tap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("release tap %s: %w", h.Tap, err))
+		}
+	}
+	if h.DMName != "" {
+		if err := d.helper.DetachOverlay(ctx, h.DMName); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("remove dm-snapshot %s: %w", h.DMName, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -271,6 +271,7 @@ func (d *Daemon) createVM(ctx context.Context, r *operation.Reporter, req create
 // paths — and records it, with "create in progress" in LastError so a
 // daemon that dies mid-create leaves a row its successor can clean up.
 func (d *Daemon) allocateVM(ctx context.Context, req createRequest, opID string) (model.VMRecord, error) {
+	strategy := d.overlayStrategyNow(ctx)
 	d.allocMu.Lock()
 	defer d.allocMu.Unlock()
 	vms, err := d.store.ListVMs(ctx)
@@ -308,8 +309,8 @@ func (d *Daemon) allocateVM(ctx context.Context, req createRequest, opID string)
 			DNSName:         req.name + ".vm",
 			VMDir:           dir,
 			VMM:             req.driver,
-			OverlayStrategy: string(d.overlayStrategy),
-			SystemOverlay:   filepath.Join(dir, "system.ext4"),
+			OverlayStrategy: string(strategy),
+			SystemOverlay:   filepath.Join(dir, overlayFile(strategy)),
 			WorkDiskPath:    filepath.Join(dir, "work.ext4"),
 			LogPath:         filepath.Join(dir, "console.log"),
 			// Sockets go in the runtime dir: a socket path must fit in
@@ -379,6 +380,16 @@ func (d *Daemon) deleteVMFiles(ctx context.Context, vm model.VMRecord) error {
 	return nil
 }
 
+// overlayFile names the system overlay in the VM's directory: the root
+// file system itself for a clone, the snapshot's copy-on-write store for
+// dm-snapshot.
+func overlayFile(s disk.OverlayStrategy) string {
+	if s == disk.OverlayDMSnapshot {
+		return "system.cow"
+	}
+	return "system.ext4"
+}
+
 // makeOverlay clones the image's root file system as the VM's system
 // overlay with the host's strategy, then grows it to the overlay size
 // without writing data. Flushing the copy to disk (on the order of a
@@ -387,6 +398,15 @@ func (d *Daemon) deleteVMFiles(ctx context.Context, vm model.VMRecord) error {
 // flush would persist it anyway, and nothing needs it on disk before.
 func (d *Daemon) makeOverlay(ctx context.Context, vm model.VMRecord, img model.Image) error {
 	strategy := disk.OverlayStrategy(vm.Runtime.OverlayStrategy)
+	if strategy == disk.OverlayDMSnapshot {
+		// The snapshot itself is built by the helper at each start; here
+		// its copy-on-write store is made, sparse, as big as the overlay
+		// may grow.
+		if err := disk.CreateSparse(vm.Runtime.SystemOverlay, vm.Spec.SystemOverlaySizeByte); err != nil {
+			return fmt.Errorf("system overlay (%s): %w", strategy, err)
+		}
+		return nil
+	}
 	persist, err := disk.CloneFileDeferSync(ctx, img.RootfsPath, vm.Runtime.SystemOverlay, strategy)
 	if err != nil {
 		return fmt.Errorf("system overlay (%s): %w", strategy, err)

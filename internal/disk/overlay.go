@@ -154,3 +154,23 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// CreateSparse makes path a new file of size bytes, all of it a hole
+// (mode 0600): a dm-snapshot's copy-on-write store, which device-mapper
+// reads as a fresh snapshot while its header is zero. An existing file
+// is refused, never truncated.
+func CreateSparse(path string, size int64) error {
+	if size <= 0 || size%512 != 0 {
+		return fmt.Errorf("create %s: size %d is not a positive whole number of 512-byte sectors", path, size)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return f.Close()
+}

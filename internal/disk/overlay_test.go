@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -251,5 +252,26 @@ func syncFS(t *testing.T, dir string) {
 	defer f.Close()
 	if err := unix.Syncfs(int(f.Fd())); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCreateSparse(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "system.cow")
+	if err := CreateSparse(p, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Size() != 1<<30 || st.Blocks != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("size %d, %d blocks allocated, mode %v; want 1 GiB, 0 blocks, 0600", fi.Size(), st.Blocks, fi.Mode().Perm())
+	}
+	if err := CreateSparse(p, 1<<20); err == nil {
+		t.Fatal("an existing copy-on-write store was replaced")
+	}
+	if err := CreateSparse(p+"2", 1000); err == nil {
+		t.Fatal("a size of 1000 bytes was accepted")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,10 +33,7 @@ type overlayRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// dmName is the device-mapper name of a uid's overlay for one VM.
-func dmName(uid uint32, vmID string) string {
-	return helperapi.DMPrefix + strconv.FormatUint(uint64(uid), 10) + "-" + vmID
-}
+func dmName(uid uint32, vmID string) string { return helperapi.DMName(uid, vmID) }
 
 // checkVMID accepts what banger uses as VM ids: lower-case hex, so a dm
 // name never carries anything odd.
@@ -53,9 +49,13 @@ func checkVMID(id string) error {
 	return nil
 }
 
-// checkOverlayFile checks one file passed for an overlay: a regular file
-// the caller owns, open exactly as the role needs (the image read-only,
-// the copy-on-write store read-write), a whole number of sectors.
+// checkOverlayFile checks one file passed for an overlay: a regular
+// file, open exactly as the role needs (the image read-only, the
+// copy-on-write store read-write), a whole number of sectors. The open
+// file is the caller's proof of access: the helper gives the caller no
+// more than it could do with it. The copy-on-write store must also be
+// the caller's own; the image may be any file the caller can read (a
+// registered image may be root's).
 func checkOverlayFile(f *os.File, role string, uid uint32, write bool) (int64, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -64,7 +64,7 @@ func checkOverlayFile(f *os.File, role string, uid uint32, write bool) (int64, e
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return 0, fmt.Errorf("%s file is not a regular file: %w", role, errdefs.ErrInvalidArgument)
 	}
-	if st.Uid != uid {
+	if write && st.Uid != uid {
 		return 0, fmt.Errorf("%s file belongs to uid %d, not the caller (%d): %w", role, st.Uid, uid, errdefs.ErrUnauthorized)
 	}
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)

@@ -4,6 +4,8 @@
 // import it; neither imports the helper itself.
 package helperapi
 
+import "strconv"
+
 // Helper methods: a closed list.
 const (
 	MethodStatus       = "helper.status"
@@ -71,6 +73,12 @@ type NATDisableParams struct {
 // DMPrefix starts the name of every device-mapper device the helper
 // makes; the rest is "<uid>-<vm id>".
 const DMPrefix = "banger-"
+
+// DMName is the device-mapper name of uid's overlay for one VM. It is
+// known before the device exists, so the daemon records it first.
+func DMName(uid uint32, vmID string) string {
+	return DMPrefix + strconv.FormatUint(uint64(uid), 10) + "-" + vmID
+}
 
 // OverlayAttachParams names the VM whose dm-snapshot overlay to build
 // from the two files sent with the request (base, then copy-on-write).

@@ -75,7 +75,8 @@ func CreateSnapshot(ctx context.Context, name string, origin, cow *os.File, uid 
 	path := "/dev/mapper/" + name
 	// dmsetup waits for udev when udev runs, so its rules have been
 	// applied and the owner set here stays.
-	if err := os.Chown(path, int(uid), -1); err == nil {
+	err = os.Chown(path, int(uid), -1)
+	if err == nil {
 		err = os.Chmod(path, 0o600)
 	}
 	if err != nil {

@@ -134,7 +134,7 @@ func addVMRecords(b *testing.B, db string, n int) {
 		id, _ := model.NewID()
 		vm := model.VMRecord{ID: id, Name: fmt.Sprintf("rec%d", i), ImageID: imgs[0].ID, State: model.VMStateStopped,
 			CreatedAt: now, UpdatedAt: now, LastTouchedAt: now,
-			Spec: model.VMSpec{VCPUCount: 1, MemoryMiB: 512, SystemOverlaySizeByte: 4 << 30, WorkDiskSizeBytes: 1 << 30},
+			Spec:    model.VMSpec{VCPUCount: 1, MemoryMiB: 512, SystemOverlaySizeByte: 4 << 30, WorkDiskSizeBytes: 1 << 30},
 			Runtime: model.VMRuntime{GuestIP: fmt.Sprintf("172.16.1.%d", i+1), VMDir: "/nonexistent/" + id, VMM: "qemu"}}
 		if err := st.CreateVM(ctx, vm); err != nil {
 			b.Fatal(err)

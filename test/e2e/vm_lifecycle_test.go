@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +34,16 @@ func TestVMLifecycle(t *testing.T) {
 	if out := e.exec("dev", "uname -a"); !strings.Contains(out, "Linux dev ") {
 		t.Errorf("uname -a: %q", out)
 	}
-	e.exec("dev", "echo kept > /root/note && sync")
+	// The system overlay is the VM's own: what it writes outside /root
+	// survives a restart too. With device-mapper (not on this project's
+	// CI machines) it is a dm-snapshot built through the helper.
+	if want := hostOverlayStrategy(dir); det.Runtime.OverlayStrategy != want {
+		t.Errorf("overlay strategy %q, want %q on this host", det.Runtime.OverlayStrategy, want)
+	}
+	if det.Runtime.OverlayStrategy == "dm-snapshot" && !strings.HasPrefix(det.Runtime.DMDev, "/dev/mapper/banger-") {
+		t.Errorf("dm-snapshot VM runs on %q", det.Runtime.DMDev)
+	}
+	e.exec("dev", "echo kept > /root/note && echo system > /etc/banger-note && sync")
 	if rules := e.ns.Run(t, "iptables-save"); !strings.Contains(rules, "banger:nat:"+ip) {
 		t.Errorf("--nat made no NAT rule for %s", ip)
 	}
@@ -48,8 +60,8 @@ func TestVMLifecycle(t *testing.T) {
 	}
 
 	e.must("vm", "start", "dev")
-	if out := e.exec("dev", "cat /root/note"); strings.TrimSpace(out) != "kept" {
-		t.Errorf("/root/note after restart: %q", out)
+	if out := e.exec("dev", "cat /root/note /etc/banger-note"); strings.Fields(out)[0] != "kept" || !strings.Contains(out, "system") {
+		t.Errorf("/root/note and /etc/banger-note after restart: %q", out)
 	}
 	if got := e.show("dev").Runtime.GuestIP; got != ip {
 		t.Errorf("address moved from %s to %s", ip, got)
@@ -100,8 +112,29 @@ func TestVMLifecycle(t *testing.T) {
 	if taps := e.taps(); len(taps) > 1 {
 		t.Errorf("taps left after rm: %v", taps)
 	}
+	if det.Runtime.OverlayStrategy == "dm-snapshot" {
+		if out, _ := exec.Command("dmsetup", "ls").Output(); strings.Contains(string(out), "banger-") {
+			t.Errorf("dm devices left after rm:\n%s", out)
+		}
+	}
 	kh, _ := os.ReadFile(e.home + "/.local/state/banger/known_hosts")
 	if strings.Contains(string(kh), det.ID) {
 		t.Errorf("host key of the removed vm still pinned:\n%s", kh)
 	}
+}
+
+// hostOverlayStrategy is the overlay strategy banger should pick here:
+// dm-snapshot where the kernel has device-mapper and dmsetup is
+// installed, reflink where the VMs directory clones files, else copy.
+func hostOverlayStrategy(vmDir string) string {
+	misc, _ := os.ReadFile("/proc/misc")
+	if _, err := exec.LookPath("dmsetup"); err == nil && bytes.Contains(misc, []byte("device-mapper")) {
+		return "dm-snapshot"
+	}
+	probe := filepath.Join(vmDir, ".reflink-probe")
+	defer os.Remove(probe)
+	if exec.Command("cp", "--reflink=always", filepath.Join(vmDir, "system.ext4"), probe).Run() == nil {
+		return "reflink"
+	}
+	return "copy"
 }
