@@ -13,10 +13,11 @@ export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
 # images (uidmap gives it unshare mode for unprivileged users), mkfs.ext4
 # makes their file systems, QEMU boots guests; cpio and ssh-keygen check
 # banger's own archives and keys in tests; XFS and btrfs file systems (made
-# in files, loop-mounted) prove reflinked overlays.
+# in files, loop-mounted) prove reflinked overlays; dmsetup builds
+# dm-snapshot overlays where the kernel has device-mapper.
 needs=(gcc:gcc socat:socat flock:util-linux ip:iproute2 iptables:iptables iptables-save:iptables
 	mmdebstrap:mmdebstrap newuidmap:uidmap mkfs.ext4:e2fsprogs qemu-system-x86_64:qemu-system-x86
-	cpio:cpio ssh-keygen:openssh-client mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs)
+	cpio:cpio ssh-keygen:openssh-client mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs dmsetup:dmsetup)
 missing=()
 for pair in "${needs[@]}"; do
 	pkg="${pair#*:}"

@@ -15,7 +15,7 @@ import (
 
 const wantHelperUnit = `# Installed by 'banger system install'; 'banger system uninstall' removes it.
 [Unit]
-Description=banger helper: bridge, taps and NAT for banger microVMs
+Description=banger helper: bridge, taps, NAT and dm-snapshot overlays for banger microVMs
 After=network.target
 
 [Service]

@@ -19,7 +19,7 @@ import (
 func helperUnit(prefix string) []byte {
 	return fmt.Appendf(nil, `# Installed by 'banger system install'; 'banger system uninstall' removes it.
 [Unit]
-Description=banger helper: bridge, taps and NAT for banger microVMs
+Description=banger helper: bridge, taps, NAT and dm-snapshot overlays for banger microVMs
 After=network.target
 
 [Service]
