@@ -50,6 +50,9 @@ type Spec struct {
 
 	// ConsoleLog receives the guest's serial console, appended.
 	ConsoleLog string
+	// MetricsPath is where a driver that reports metrics writes them ("":
+	// its default in Dir).
+	MetricsPath string
 
 	// ControlSocket is where the VMM's control channel listens (QMP,
 	// Firecracker's API). A unix socket path must fit in 107 bytes, so

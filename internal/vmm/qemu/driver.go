@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"banger/internal/vmm"
@@ -204,19 +203,4 @@ func checkHandle(h vmm.Handle) error {
 		return errors.New("qemu handle has no QMP socket")
 	}
 	return nil
-}
-
-// removeStale removes path if it is a socket left by an earlier QEMU.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	return os.Remove(path)
 }

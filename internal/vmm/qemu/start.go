@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,7 +112,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 		cmd.Process.Kill()
 		<-exited
 		os.Remove(sock)
-		return vmm.Handle{}, &StartError{Err: cause, Log: logTail(logPath, logStart, 20, 4096)}
+		return vmm.Handle{}, &StartError{Err: cause, Log: vmm.LogTail(logPath, logStart, 20, 4096)}
 	}
 	if herr != nil {
 		return fail(herr)
@@ -190,7 +189,7 @@ func listenUnix(path string) (*os.File, error) {
 	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
 		return nil, fmt.Errorf("socket path %s is longer than a unix socket address allows (%d bytes)", path, len(unix.RawSockaddrUnix{}.Path)-1)
 	}
-	if err := removeStale(path); err != nil {
+	if err := vmm.RemoveStaleSocket(path); err != nil {
 		return nil, err
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -212,32 +211,4 @@ func listenUnix(path string) (*os.File, error) {
 func hostHasVSock() bool {
 	_, err := os.Stat("/dev/vhost-vsock")
 	return err == nil
-}
-
-// logTail is the last lines (at most maxBytes) of path from offset on.
-func logTail(path string, offset int64, lines, maxBytes int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if start := fi.Size() - int64(maxBytes); start > offset {
-		offset = start
-	}
-	if offset >= fi.Size() {
-		return ""
-	}
-	data := make([]byte, fi.Size()-offset)
-	n, _ := f.ReadAt(data, offset)
-	data = data[:n]
-	data = bytes.TrimRight(data, "\n")
-	all := strings.Split(string(data), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.TrimSpace(strings.Join(all, "\n"))
 }
