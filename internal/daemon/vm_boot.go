@@ -223,6 +223,7 @@ func (d *Daemon) vmmSpec(vm model.VMRecord, img model.Image) (vmm.Spec, error) {
 		MAC:       vm.Runtime.MAC,
 		VSockCID:  vm.Runtime.VSockCID, VSockPath: vm.Runtime.VSockPath,
 		ConsoleLog:    vm.Runtime.LogPath,
+		MetricsPath:   vm.Runtime.MetricsPath,
 		ControlSocket: vm.Runtime.APISockPath,
 	}, nil
 }
@@ -328,7 +329,7 @@ func (d *Daemon) handlesOf(vm model.VMRecord) vmHandles {
 	if vm.Spec.NATEnabled && h.Tap != "" {
 		h.NATIP = vm.Runtime.GuestIP
 	}
-	if pid := findVMMProcess(vm.Runtime.VMDir); pid > 0 {
+	if pid := findVMMProcess(vm.Runtime.VMDir, vm.Runtime.APISockPath); pid > 0 {
 		if handle, err := vmm.HandleFor(vm.Runtime.VMM, pid, vm.Runtime.APISockPath); err == nil {
 			h.VMM = handle
 		}

@@ -154,8 +154,9 @@ func (d *Daemon) settleInterruptedCreate(ctx context.Context, vm model.VMRecord)
 }
 
 // findVMMProcess looks for a process of this user whose command line
-// names the VM's directory: how a VMM is found when handles.json is lost.
-func findVMMProcess(vmDir string) int {
+// names the VM's directory or its control socket: how a VMM is found
+// when handles.json is lost.
+func findVMMProcess(vmDir, controlSocket string) int {
 	if vmDir == "" {
 		return 0
 	}
@@ -174,7 +175,9 @@ func findVMMProcess(vmDir string) int {
 			continue
 		}
 		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(cmdline, needle) {
+		// QEMU's command line names files in the VM's directory;
+		// Firecracker's only its API socket.
+		if err == nil && (bytes.Contains(cmdline, needle) || (controlSocket != "" && bytes.Contains(cmdline, []byte(controlSocket+"\x00")))) {
 			return pid
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"banger/internal/disk"
 	"banger/internal/model"
 	"banger/internal/vmm"
+	"banger/internal/vmm/firecracker"
 	"banger/internal/vmm/qemu"
 )
 
@@ -17,10 +18,21 @@ func (d *Daemon) initVMs(ctx context.Context) {
 	d.bgCtx = context.WithoutCancel(ctx)
 	d.monitors = map[string]context.CancelFunc{}
 	d.knownHosts = &knownHosts{path: filepath.Join(d.layout.StateDir, "known_hosts")}
-	d.drivers = map[string]vmm.Driver{model.VMMQEMU: &qemu.Driver{}}
-	d.autoDriver = model.VMMQEMU
+	fc := &firecracker.Driver{Binary: d.cfg.FirecrackerBin}
+	d.drivers = map[string]vmm.Driver{model.VMMQEMU: &qemu.Driver{}, model.VMMFirecracker: fc}
+	d.autoDriver = autoDriver(fc, qemu.DetectAccel())
 	d.reflinkOK = disk.ProbeReflink(d.layout.VMsDir)
 	d.logger.Info("vm drivers", "drivers", d.driverNames(), "auto", d.autoDriver, "reflink", d.reflinkOK)
+}
+
+// autoDriver is what `vmm = auto` means on this host: firecracker when
+// its binary is found and KVM runs ordinary guests for this user (it has
+// no emulation to fall back on), else qemu.
+func autoDriver(fc *firecracker.Driver, accel qemu.AccelDecision) string {
+	if _, err := fc.BinaryPath(); err == nil && accel.Accel == qemu.AccelKVM {
+		return model.VMMFirecracker
+	}
+	return model.VMMQEMU
 }
 
 // dmRecheck is how long the helper's answer on dm-snapshot is trusted.

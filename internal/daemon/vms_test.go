@@ -1,0 +1,38 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"banger/internal/model"
+	"banger/internal/vmm/firecracker"
+	"banger/internal/vmm/qemu"
+)
+
+// TestAutoDriver: auto means firecracker only with its binary found and
+// a KVM that runs ordinary guests; qemu otherwise.
+func TestAutoDriver(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "firecracker")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kvm := qemu.AccelDecision{Accel: qemu.AccelKVM}
+	tcg := qemu.AccelDecision{Accel: qemu.AccelTCG}
+	missing := &firecracker.Driver{Binary: filepath.Join(t.TempDir(), "nope")}
+	found := &firecracker.Driver{Binary: bin}
+	for _, tc := range []struct {
+		fc    *firecracker.Driver
+		accel qemu.AccelDecision
+		want  string
+	}{
+		{found, kvm, model.VMMFirecracker},
+		{found, tcg, model.VMMQEMU},
+		{missing, kvm, model.VMMQEMU},
+		{missing, tcg, model.VMMQEMU},
+	} {
+		if got := autoDriver(tc.fc, tc.accel); got != tc.want {
+			t.Errorf("autoDriver(%s, %s) = %s, want %s", tc.fc.Binary, tc.accel.Accel, got, tc.want)
+		}
+	}
+}
