@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,13 +263,20 @@ func TestOversizedFrameRefusedAndServerKeepsServing(t *testing.T) {
 }
 
 func TestAuthorizeRefusalIsUnauthorizedWithOpID(t *testing.T) {
+	// Each connection is served by its own goroutine; the socket orders
+	// them, but the race detector cannot see that.
+	var mu sync.Mutex
 	var observed []CallInfo
 	sock := startServer(t, &Server{
 		Methods: testMethods(),
 		Authorize: func(p Peer) error {
 			return fmt.Errorf("uid %d is not allowed", p.UID)
 		},
-		Observe: func(ctx context.Context, info CallInfo) { observed = append(observed, info) },
+		Observe: func(ctx context.Context, info CallInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			observed = append(observed, info)
+		},
 	})
 	ctx := WithOpID(context.Background(), "op-111111111111")
 	for _, method := range []string{"test.echo", "test.opid", "no.such"} {
@@ -284,6 +292,8 @@ func TestAuthorizeRefusalIsUnauthorizedWithOpID(t *testing.T) {
 			t.Errorf("%s: errors.Is(err, ErrUnauthorized) = false", method)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(observed) != 3 || observed[0].Err == nil || observed[0].Peer.UID != uint32(os.Getuid()) {
 		t.Errorf("observer saw %+v", observed)
 	}
