@@ -13,6 +13,8 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 )
 
 // Spec is everything a driver needs to boot one VM.
@@ -72,6 +74,14 @@ func (s Spec) Validate() error {
 		return errors.New("vm spec: at least 1 vCPU and 64 MiB")
 	case s.ConsoleLog == "":
 		return errors.New("vm spec: console log path is required")
+	}
+	if s.Tap != "" {
+		if _, err := net.ParseMAC(s.MAC); err != nil || len(s.MAC) != len("52:54:00:00:00:00") {
+			return fmt.Errorf("vm spec: MAC %q is not of the form 52:54:00:12:34:56", s.MAC)
+		}
+	}
+	if s.VSockCID != 0 && s.VSockCID < 3 {
+		return fmt.Errorf("vm spec: vsock CID %d is reserved (want >= 3)", s.VSockCID)
 	}
 	return nil
 }

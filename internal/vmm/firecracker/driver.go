@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,28 +145,13 @@ func apiSocket(spec vmm.Spec) string {
 	return filepath.Join(spec.Dir, APISocket)
 }
 
-func validate(spec vmm.Spec) error {
-	if err := spec.Validate(); err != nil {
-		return err
-	}
-	if spec.Tap != "" {
-		if _, err := net.ParseMAC(spec.MAC); err != nil || len(spec.MAC) != len("52:54:00:00:00:00") {
-			return fmt.Errorf("vm spec: MAC %q is not of the form 52:54:00:12:34:56", spec.MAC)
-		}
-	}
-	if spec.VSockCID != 0 && spec.VSockCID < 3 {
-		return fmt.Errorf("vm spec: vsock CID %d is reserved (want >= 3)", spec.VSockCID)
-	}
-	return nil
-}
-
 // Start runs Firecracker for spec, configures the VM through its API and
 // starts it. Firecracker gets a session of its own, /dev/null as stdin,
 // the console log as stdout and its log file as stderr, so it outlives
 // the caller. Anything that fails kills it and returns a *StartError
 // with the end of its log.
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
-	if err := validate(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return vmm.Handle{}, err
 	}
 	bin, err := d.BinaryPath()

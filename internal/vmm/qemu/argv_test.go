@@ -162,7 +162,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := testSpec()
 			tt.change(&s)
-			if err := validate(s); (err == nil) != tt.ok {
+			if err := s.Validate(); (err == nil) != tt.ok {
 				t.Errorf("validate = %v, want ok=%v", err, tt.ok)
 			}
 		})

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"banger/internal/vmm"
@@ -68,22 +67,6 @@ func (d *Driver) binary() string {
 		return "qemu-system-x86_64"
 	}
 	return d.Binary
-}
-
-// validate checks what this driver needs beyond vmm.Spec.Validate.
-func validate(spec vmm.Spec) error {
-	if err := spec.Validate(); err != nil {
-		return err
-	}
-	if spec.Tap != "" {
-		if _, err := net.ParseMAC(spec.MAC); err != nil || len(spec.MAC) != len("52:54:00:00:00:00") {
-			return fmt.Errorf("vm spec: MAC %q is not of the form 52:54:00:12:34:56", spec.MAC)
-		}
-	}
-	if spec.VSockCID != 0 && spec.VSockCID < 3 {
-		return fmt.Errorf("vm spec: vsock CID %d is reserved (want >= 3)", spec.VSockCID)
-	}
-	return nil
 }
 
 // Stop presses the guest's ACPI power button (QMP system_powerdown) and

@@ -44,7 +44,7 @@ func (e *StartError) Unwrap() error { return e.Err }
 // goroutine reaps it when it exits. If it exits or does not answer in
 // time, Start kills it and returns a *StartError carrying its log.
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
-	if err := validate(spec); err != nil {
+	if err := spec.Validate(); err != nil {
 		return vmm.Handle{}, err
 	}
 	accel, err := d.ResolveAccel()
