@@ -33,8 +33,6 @@ type overlayRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func dmName(uid uint32, vmID string) string { return helperapi.DMName(uid, vmID) }
-
 // checkVMID accepts what banger uses as VM ids: lower-case hex, so a dm
 // name never carries anything odd.
 func checkVMID(id string) error {
@@ -112,7 +110,7 @@ func (h *Helper) attachOverlay(ctx context.Context, p helperapi.OverlayAttachPar
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	name := dmName(uid, p.VMID)
+	name := helperapi.DMName(uid, p.VMID)
 	if _, ok := h.state.Overlays[name]; ok {
 		return helperapi.OverlayInfo{}, fmt.Errorf("vm %s already has an overlay (%s): %w", p.VMID, name, errdefs.ErrConflict)
 	}

@@ -158,7 +158,7 @@ func TestOverlayAttachDetach(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hostdisk.RemoveDM(ctx, info.DMName) })
-	if want := dmName(uint32(os.Getuid()), "abc123"); info.DMName != want {
+	if want := helperapi.DMName(uint32(os.Getuid()), "abc123"); info.DMName != want {
 		t.Errorf("dm name %q, want %q", info.DMName, want)
 	}
 	fi, err := os.Stat(info.DMDev)

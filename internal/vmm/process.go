@@ -146,3 +146,20 @@ func KillProcess(h Handle) error {
 	}
 	return nil
 }
+
+// killWait bounds how long KillAndWait waits for a killed VMM to be gone.
+const killWait = 10 * time.Second
+
+// KillAndWait sends h's process SIGKILL and waits (briefly) until it is
+// gone, so the caller can release its tap and disks: every driver's Kill.
+func KillAndWait(h Handle) error {
+	if err := KillProcess(h); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), killWait)
+	defer cancel()
+	if err := Wait(ctx, h); err != nil {
+		return fmt.Errorf("%s (pid %d) killed but still there: %w", h.Driver, h.PID, err)
+	}
+	return nil
+}

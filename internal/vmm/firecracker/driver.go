@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"banger/internal/vmm"
@@ -53,7 +52,6 @@ const bootArgs = "reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd
 const (
 	socketTimeout = 10 * time.Second
 	configTimeout = 10 * time.Second
-	killWait      = 10 * time.Second
 )
 
 // Driver starts and controls Firecracker VMs. The zero value is ready.
@@ -83,22 +81,6 @@ func (d *Driver) BinaryPath() (string, error) {
 	}
 	return p, nil
 }
-
-// StartError is a Firecracker that exited, never opened its socket, or
-// refused its configuration, with the end of its log.
-type StartError struct {
-	Err error
-	Log string
-}
-
-func (e *StartError) Error() string {
-	if e.Log == "" {
-		return "start firecracker: " + e.Err.Error()
-	}
-	return "start firecracker: " + e.Err.Error() + "; firecracker.log ends:\n" + e.Log
-}
-
-func (e *StartError) Unwrap() error { return e.Err }
 
 // Requests is the configuration Start sends for spec, in order, before
 // InstanceStart: what the driver asks of Firecracker, in one place (the
@@ -195,35 +177,18 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	}
 	defer watch.Close()
 
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = spec.Dir
-	cmd.Stdout = console
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return vmm.Handle{}, fmt.Errorf("start firecracker: %w", err)
+	proc, err := vmm.Spawn(DriverName, argv, spec.Dir, console, logFile, nil, sock)
+	if err != nil {
+		return vmm.Handle{}, err
 	}
-	h, herr := vmm.HandleFor(DriverName, cmd.Process.Pid, sock)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
 	fail := func(cause error) (vmm.Handle, error) {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Process.Kill()
-		<-exited
+		proc.Abort()
 		os.Remove(sock)
-		return vmm.Handle{}, &StartError{Err: cause, Log: vmm.LogTail(logPath(spec), logStart, 20, 4096)}
+		return vmm.Handle{}, &vmm.StartError{Driver: DriverName, Err: cause, LogName: LogFile, Log: vmm.LogTail(logPath(spec), logStart, 20, 4096)}
 	}
-	if herr != nil {
-		return fail(herr)
-	}
-	if err := watch.wait(ctx, socketTimeout, exited); err != nil {
+	if err := watch.wait(ctx, socketTimeout, proc.Exited); err != nil {
 		if errors.Is(err, errExited) {
-			<-exited
-			err = fmt.Errorf("firecracker exited before opening its API socket (%v)", waitErr)
+			err = fmt.Errorf("firecracker exited before opening its API socket (%v)", proc.WaitErr())
 		}
 		return fail(err)
 	}
@@ -239,7 +204,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	if err := c.Action(cctx, ActionInstanceStart); err != nil {
 		return fail(err)
 	}
-	return h, nil
+	return proc.Handle, nil
 }
 
 func checkHandle(h vmm.Handle) error {
@@ -278,15 +243,7 @@ func (d *Driver) Kill(h vmm.Handle) error {
 	if err := checkHandle(h); err != nil {
 		return err
 	}
-	if err := vmm.KillProcess(h); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), killWait)
-	defer cancel()
-	if err := vmm.Wait(ctx, h); err != nil {
-		return fmt.Errorf("firecracker (pid %d) killed but still there: %w", h.PID, err)
-	}
-	return nil
+	return vmm.KillAndWait(h)
 }
 
 // Describe asks Firecracker for the instance's state (GET /).

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"banger/internal/vmm"
 )
@@ -97,24 +96,13 @@ func (d *Driver) Stop(ctx context.Context, h vmm.Handle) error {
 	return nil
 }
 
-// killWait bounds how long Kill waits for a killed QEMU to be gone.
-const killWait = 10 * time.Second
-
 // Kill sends QEMU SIGKILL and waits (briefly) until it is gone, so the
 // caller can release its tap and disks.
 func (d *Driver) Kill(h vmm.Handle) error {
 	if err := checkHandle(h); err != nil {
 		return err
 	}
-	if err := vmm.KillProcess(h); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), killWait)
-	defer cancel()
-	if err := vmm.Wait(ctx, h); err != nil {
-		return fmt.Errorf("qemu (pid %d) killed but still there: %w", h.PID, err)
-	}
-	return nil
+	return vmm.KillAndWait(h)
 }
 
 // Describe asks QEMU for the guest's run state (QMP query-status).

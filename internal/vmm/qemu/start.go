@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,22 +19,6 @@ import (
 // readyTimeout bounds how long Start waits for QMP when ctx has no
 // earlier deadline. QEMU answers within tens of milliseconds.
 const readyTimeout = 30 * time.Second
-
-// StartError is a QEMU that exited or never answered QMP, with the end
-// of what it wrote to its log.
-type StartError struct {
-	Err error
-	Log string // the last lines QEMU wrote, "" if none
-}
-
-func (e *StartError) Error() string {
-	if e.Log == "" {
-		return "start qemu: " + e.Err.Error()
-	}
-	return "start qemu: " + e.Err.Error() + "; qemu.log ends:\n" + e.Log
-}
-
-func (e *StartError) Unwrap() error { return e.Err }
 
 // Start launches QEMU for spec and returns once its monitor says the
 // guest runs. QEMU gets a session of its own, /dev/null as stdin and
@@ -79,13 +62,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	fmt.Fprintf(logFile, "%s banger: starting %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
 	logStart, _ := logFile.Seek(0, io.SeekEnd)
 
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = spec.Dir
-	cmd.Stdout = logFile // an *os.File is handed over as is: no pipe
-	cmd.Stderr = logFile
-	cmd.ExtraFiles = []*os.File{monitor} // qmpFD
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	proc, err := vmm.Spawn(DriverName, argv, spec.Dir, logFile, logFile, []*os.File{monitor}, sock) // monitor: qmpFD
 	// QEMU holds its own copies now; the monitor socket must have no
 	// listener but QEMU's, or a QEMU that dies would leave connections
 	// hanging instead of refused.
@@ -93,38 +70,20 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	logFile.Close()
 	if err != nil {
 		os.Remove(sock)
-		return vmm.Handle{}, fmt.Errorf("start qemu: %w", err)
+		return vmm.Handle{}, err
 	}
-	// The start time is read before anything reaps the child, so the
-	// handle names this process even if it has already exited.
-	h, herr := vmm.HandleFor(DriverName, cmd.Process.Pid, sock)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-
 	fail := func(cause error) (vmm.Handle, error) {
-		// Setsid made QEMU a process group leader: take anything it
-		// started with it.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Process.Kill()
-		<-exited
+		proc.Abort()
 		os.Remove(sock)
-		return vmm.Handle{}, &StartError{Err: cause, Log: vmm.LogTail(logPath, logStart, 20, 4096)}
+		return vmm.Handle{}, &vmm.StartError{Driver: DriverName, Err: cause, LogName: LogFile, Log: vmm.LogTail(logPath, logStart, 20, 4096)}
 	}
-	if herr != nil {
-		return fail(herr)
-	}
-	if err := waitReady(ctx, sock, exited); err != nil {
+	if err := waitReady(ctx, sock, proc.Exited); err != nil {
 		if errors.Is(err, errExited) {
-			<-exited
-			err = fmt.Errorf("qemu exited before its monitor answered (%w)", waitErr)
+			err = fmt.Errorf("qemu exited before its monitor answered (%w)", proc.WaitErr())
 		}
 		return fail(err)
 	}
-	return h, nil
+	return proc.Handle, nil
 }
 
 var errExited = errors.New("qemu exited")

@@ -65,9 +65,9 @@ exit 1
 		t.Fatal("Start succeeded with a QEMU that exits")
 	}
 	t.Logf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
-	var se *StartError
+	var se *vmm.StartError
 	if !errors.As(err, &se) {
-		t.Fatalf("err is %T, want *StartError", err)
+		t.Fatalf("err is %T, want *vmm.StartError", err)
 	}
 	if !strings.Contains(se.Log, "could not open /dev/net/tun: Operation not permitted") ||
 		!strings.Contains(err.Error(), "could not open /dev/net/tun") {
