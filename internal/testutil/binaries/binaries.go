@@ -65,3 +65,37 @@ func moduleRoot() (string, error) {
 		d = parent
 	}
 }
+
+var (
+	fcOnce sync.Once
+	fcDir  string
+	fcErr  error
+)
+
+// FirecrackerDouble returns a directory holding only `firecracker`,
+// banger's Firecracker test double (test/fcdouble), built from this tree:
+// put it on PATH, or name it as firecracker_bin, and bangerd starts it as
+// it would start the real one.
+func FirecrackerDouble(t testing.TB) string {
+	t.Helper()
+	fcOnce.Do(func() {
+		var root string
+		if root, fcErr = moduleRoot(); fcErr != nil {
+			return
+		}
+		if fcDir, fcErr = os.MkdirTemp("", "banger-fcdouble"); fcErr != nil {
+			return
+		}
+		os.Chmod(fcDir, 0o755)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(fcDir, "firecracker"), "./test/fcdouble/firecracker")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, e := cmd.CombinedOutput(); e != nil {
+			fcErr = fmt.Errorf("go build (firecracker test double): %v\n%s", e, out)
+		}
+	})
+	if fcErr != nil {
+		t.Fatal(fcErr)
+	}
+	return fcDir
+}

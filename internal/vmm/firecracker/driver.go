@@ -141,9 +141,15 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 		return vmm.Handle{}, err
 	}
 	sock := apiSocket(spec)
-	// Firecracker refuses a socket path that exists.
+	// Firecracker refuses a socket path that exists, for its API and for
+	// the vsock's host side (which a previous run leaves behind).
 	if err := vmm.RemoveStaleSocket(sock); err != nil {
 		return vmm.Handle{}, fmt.Errorf("api socket: %w", err)
+	}
+	if spec.VSockPath != "" {
+		if err := vmm.RemoveStaleSocket(spec.VSockPath); err != nil {
+			return vmm.Handle{}, fmt.Errorf("vsock socket: %w", err)
+		}
 	}
 	// Its logger and metrics files must exist before they are named.
 	for _, p := range []string{logPath(spec), metricsPath(spec)} {

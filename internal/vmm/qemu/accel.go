@@ -154,3 +154,8 @@ func hostTSCkHz(proc string) int {
 	}
 	return 0
 }
+
+// HostTSCkHz is this host's CPU clock in kHz, or 0 when /proc/cpuinfo
+// does not say: what a guest under TCG should take its TSC's frequency
+// to be.
+func HostTSCkHz() int { return hostTSCkHz(realHost.Proc) }
