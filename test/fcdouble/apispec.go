@@ -177,11 +177,6 @@ func (a *API) validate(s *schema, v any, at string) error {
 		if !ok {
 			return fmt.Errorf("invalid type: %s, expected struct at %s", jsonType(v), name)
 		}
-		for _, req := range s.Required {
-			if _, ok := obj[req]; !ok {
-				return fmt.Errorf("missing field `%s` at %s", req, name)
-			}
-		}
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
 			keys = append(keys, k)
@@ -200,6 +195,13 @@ func (a *API) validate(s *schema, v any, at string) error {
 			}
 			if err := a.validate(ps, obj[k], join(at, k)); err != nil {
 				return err
+			}
+		}
+		// As serde: unknown and ill-typed fields are found while reading,
+		// missing ones at the end.
+		for _, req := range s.Required {
+			if _, ok := obj[req]; !ok {
+				return fmt.Errorf("missing field `%s` at %s", req, name)
 			}
 		}
 	case "array":
