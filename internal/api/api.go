@@ -36,6 +36,17 @@ type StatusResult struct {
 	PingResult
 	Helper  HelperStatus  `json:"helper"`
 	TapPool TapPoolStatus `json:"tap_pool"`
+	VMM     VMMChoice     `json:"vmm"`
+}
+
+// VMMChoice is the VMM driver a VM created now gets unless --vmm says
+// otherwise: the configured choice, and what `auto` picks on this host
+// and why.
+type VMMChoice struct {
+	Config     string `json:"config"`      // auto, qemu or firecracker
+	Driver     string `json:"driver"`      // what Config resolves to
+	Auto       string `json:"auto"`        // what auto picks here
+	AutoReason string `json:"auto_reason"` // why
 }
 
 // HelperStatus is banger-helper as bangerd reached it (or not) just now.

@@ -66,6 +66,9 @@ type VMDetail struct {
 	model.VMRecord
 	ImageName string `json:"image_name"`
 	PID       int    `json:"pid,omitempty"` // the VMM's, while running
+	// VMMChoice is what a VM created now would get (vm show only): a VM
+	// keeps the driver it was created with.
+	VMMChoice *VMMChoice `json:"vmm_choice,omitempty"`
 }
 
 // VMSSHInfo is how to reach a VM's SSH server: what `vm ssh` and `vm

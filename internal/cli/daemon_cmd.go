@@ -60,6 +60,7 @@ type daemonStatus struct {
 	LogPath    string             `json:"log_path"`
 	Helper     *api.HelperStatus  `json:"helper,omitempty"`
 	TapPool    *api.TapPoolStatus `json:"tap_pool,omitempty"`
+	VMM        *api.VMMChoice     `json:"vmm,omitempty"`
 }
 
 func (a *app) runDaemonStart(cmd *cobra.Command, _ []string) error {
@@ -93,6 +94,9 @@ func (a *app) runDaemonStatus(cmd *cobra.Command, _ []string) error {
 	switch {
 	case err == nil:
 		st.PingResult, st.Helper, st.TapPool = full.PingResult, &full.Helper, &full.TapPool
+		if full.VMM.Driver != "" {
+			st.VMM = &full.VMM
+		}
 	case errors.As(err, &remote) && remote.Code == rpc.CodeUnknownMethod:
 		// A bangerd from before daemon.status: report what ping said.
 	default:
@@ -119,7 +123,20 @@ func (a *app) runDaemonStatus(cmd *cobra.Command, _ []string) error {
 		t.row("helper", describeHelper(*st.Helper))
 		t.row("tap pool", describeTapPool(*st.TapPool, st.Helper.Reachable))
 	}
+	if st.VMM != nil {
+		t.row("vmm", describeVMMChoice(*st.VMM))
+	}
 	return t.flush()
+}
+
+// describeVMMChoice says which driver a VM created now gets, e.g.
+// "qemu (vmm = auto: firecracker_bin not found ...)" or "firecracker
+// (vmm = firecracker; auto would pick qemu: ...)".
+func describeVMMChoice(c api.VMMChoice) string {
+	if c.Config == "auto" {
+		return fmt.Sprintf("%s (vmm = auto: %s)", c.Driver, c.AutoReason)
+	}
+	return fmt.Sprintf("%s (vmm = %s; auto would pick %s: %s)", c.Driver, c.Config, c.Auto, c.AutoReason)
 }
 
 // describeHelper is the helper line of `daemon status`, e.g.

@@ -302,6 +302,9 @@ func (a *app) vmShowCommand() *cobra.Command {
 			t.row("image", orDash(det.ImageName))
 			t.row("address", fmt.Sprintf("%s (%s, mac %s)", r.GuestIP, r.DNSName, r.MAC))
 			t.row("vmm", r.VMM+pidSuffix(det.PID))
+			if c := det.VMMChoice; c != nil {
+				t.row("new vms get", describeVMMChoice(*c))
+			}
 			t.row("vcpus", fmt.Sprint(det.Spec.VCPUCount))
 			t.row("memory", model.FormatSizeBytes(int64(det.Spec.MemoryMiB)<<20))
 			t.row("system", fmt.Sprintf("%s (%s, %s)", r.SystemOverlay, model.FormatSizeBytes(det.Spec.SystemOverlaySizeByte), r.OverlayStrategy))

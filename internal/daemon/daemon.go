@@ -61,6 +61,7 @@ type Daemon struct {
 	// known_hosts.
 	drivers     map[string]vmm.Driver
 	autoDriver  string
+	autoReason  string
 	reflinkOK   bool
 	dmMu        sync.Mutex
 	dmOK        bool

@@ -23,6 +23,7 @@ func (d *Daemon) status(ctx context.Context, _ rpc.NoParams) (api.StatusResult, 
 		PingResult: ping,
 		Helper:     d.helperStatus(ctx),
 		TapPool:    d.tapPoolStatus(),
+		VMM:        d.vmmChoice(),
 	}, nil
 }
 

@@ -237,7 +237,7 @@ func (d *Daemon) checkQEMU(ctx context.Context, drv *qemu.Driver) api.DoctorChec
 }
 
 // checkFirecracker reports whether the configured Firecracker binary is
-// there. No firecracker driver exists yet, so its absence costs nothing.
+// there, and its version. Its absence is a warning: qemu does the work.
 func (d *Daemon) checkFirecracker(ctx context.Context) api.DoctorCheck {
 	bin := d.cfg.FirecrackerBin
 	if bin == "" {
@@ -251,7 +251,10 @@ func (d *Daemon) checkFirecracker(ctx context.Context) api.DoctorCheck {
 	if version, err := versionLine(ctx, path); err == nil && version != "" {
 		detail += ": " + version
 	}
-	return doctorCheck("firecracker", api.CheckOK, detail+" (banger has no firecracker driver yet; qemu is used)")
+	if d.autoDriver != model.VMMFirecracker {
+		detail += "; vmm = auto picks qemu: " + d.autoReason
+	}
+	return doctorCheck("firecracker", api.CheckOK, detail)
 }
 
 // checkVMM resolves the configured driver choice as a VM create without

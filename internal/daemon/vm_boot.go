@@ -145,7 +145,11 @@ func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (m
 	}
 	handle, err := driver.Start(ctx, spec)
 	if err != nil {
-		return fail(fmt.Errorf("start %s: %w", driver.Name(), err))
+		var se *vmm.StartError
+		if !errors.As(err, &se) { // a StartError names the driver already
+			err = fmt.Errorf("start %s: %w", driver.Name(), err)
+		}
+		return fail(err)
 	}
 	h.VMM = handle
 	if err := writeHandles(vm.Runtime.VMDir, h); err != nil {

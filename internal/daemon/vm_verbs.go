@@ -209,7 +209,10 @@ func (d *Daemon) vmShow(ctx context.Context, p api.VMRef) (api.VMDetail, error) 
 	if err != nil {
 		return api.VMDetail{}, err
 	}
-	return d.vmDetail(ctx, vm)
+	det, err := d.vmDetail(ctx, vm)
+	choice := d.vmmChoice()
+	det.VMMChoice = &choice
+	return det, err
 }
 
 func (d *Daemon) vmDetail(ctx context.Context, vm model.VMRecord) (api.VMDetail, error) {

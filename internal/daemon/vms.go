@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/model"
 	"banger/internal/vmm"
@@ -20,19 +21,33 @@ func (d *Daemon) initVMs(ctx context.Context) {
 	d.knownHosts = &knownHosts{path: filepath.Join(d.layout.StateDir, "known_hosts")}
 	fc := &firecracker.Driver{Binary: d.cfg.FirecrackerBin}
 	d.drivers = map[string]vmm.Driver{model.VMMQEMU: &qemu.Driver{}, model.VMMFirecracker: fc}
-	d.autoDriver = autoDriver(fc, qemu.DetectAccel())
+	d.autoDriver, d.autoReason = autoDriver(fc, qemu.DetectAccel())
 	d.reflinkOK = disk.ProbeReflink(d.layout.VMsDir)
-	d.logger.Info("vm drivers", "drivers", d.driverNames(), "auto", d.autoDriver, "reflink", d.reflinkOK)
+	d.logger.Info("vm drivers", "drivers", d.driverNames(), "auto", d.autoDriver, "auto_reason", d.autoReason, "reflink", d.reflinkOK)
+}
+
+// vmmChoice is what a VM created now without --vmm gets, and why.
+func (d *Daemon) vmmChoice() api.VMMChoice {
+	c := api.VMMChoice{Config: d.cfg.VMM, Auto: d.autoDriver, AutoReason: d.autoReason}
+	if c.Config == "" {
+		c.Config = model.VMMAuto
+	}
+	c.Driver, _ = d.pickDriver("")
+	return c
 }
 
 // autoDriver is what `vmm = auto` means on this host: firecracker when
 // its binary is found and KVM runs ordinary guests for this user (it has
 // no emulation to fall back on), else qemu.
-func autoDriver(fc *firecracker.Driver, accel qemu.AccelDecision) string {
-	if _, err := fc.BinaryPath(); err == nil && accel.Accel == qemu.AccelKVM {
-		return model.VMMFirecracker
+func autoDriver(fc *firecracker.Driver, accel qemu.AccelDecision) (driver, reason string) {
+	path, err := fc.BinaryPath()
+	switch {
+	case err != nil:
+		return model.VMMQEMU, "firecracker_bin not found (" + err.Error() + ")"
+	case accel.Accel != qemu.AccelKVM:
+		return model.VMMQEMU, "firecracker (" + path + ") is there but KVM cannot run guests for this user: " + accel.Reason
 	}
-	return model.VMMQEMU
+	return model.VMMFirecracker, "firecracker (" + path + ") is there and KVM works"
 }
 
 // dmRecheck is how long the helper's answer on dm-snapshot is trusted.

@@ -31,7 +31,7 @@ func TestAutoDriver(t *testing.T) {
 		{missing, kvm, model.VMMQEMU},
 		{missing, tcg, model.VMMQEMU},
 	} {
-		if got := autoDriver(tc.fc, tc.accel); got != tc.want {
+		if got, reason := autoDriver(tc.fc, tc.accel); got != tc.want || reason == "" {
 			t.Errorf("autoDriver(%s, %s) = %s, want %s", tc.fc.Binary, tc.accel.Accel, got, tc.want)
 		}
 	}

@@ -14,8 +14,10 @@ import (
 
 // TestTwoVMsReachEachOther: two VMs at once, on one bridge, each reaching
 // the other's SSH port.
-func TestTwoVMsReachEachOther(t *testing.T) {
-	e := newVMEnv(t, "")
+func TestTwoVMsReachEachOther(t *testing.T) { forEachDriver(t, testTwoVMsReachEachOther) }
+
+func testTwoVMsReachEachOther(t *testing.T, drv string) {
+	e := newDriverEnv(t, drv, "")
 	e.must("vm", "create", "--name", "one")
 	e.must("vm", "create", "--name", "two")
 	a, b := e.show("one"), e.show("two")
@@ -36,8 +38,10 @@ func TestTwoVMsReachEachOther(t *testing.T) {
 
 // TestCreateFailuresLeaveNothing: a create that cannot work fails with a
 // clear error and leaves no VM, directory or tap behind.
-func TestCreateFailuresLeaveNothing(t *testing.T) {
-	e := newVMEnv(t, "")
+func TestCreateFailuresLeaveNothing(t *testing.T) { forEachDriver(t, testCreateFailuresLeaveNothing) }
+
+func testCreateFailuresLeaveNothing(t *testing.T, drv string) {
+	e := newDriverEnv(t, drv, "")
 	if r := e.banger("vm", "create", "--image", "nope"); r.code != 1 || !strings.Contains(r.stderr, `image "nope" does not exist; see 'banger image ls', or build it with 'banger image build --name nope'`) {
 		t.Errorf("unknown image: %d %s", r.code, r.stderr)
 	}
@@ -80,10 +84,13 @@ func TestCreateFailuresLeaveNothing(t *testing.T) {
 	}
 }
 
-// TestVMMKilled: SIGKILL of a VM's QEMU is noticed, the VM ends stopped
+// TestVMMKilled: SIGKILL of a VM's VMM (QEMU, or the Firecracker
+// process, whose guest dies with it) is noticed, the VM ends stopped
 // with the reason, and its tap and NAT are released.
-func TestVMMKilled(t *testing.T) {
-	e := newVMEnv(t, "")
+func TestVMMKilled(t *testing.T) { forEachDriver(t, testVMMKilled) }
+
+func testVMMKilled(t *testing.T, drv string) {
+	e := newDriverEnv(t, drv, "")
 	e.must("vm", "create", "--name", "victim", "--nat")
 	det := e.show("victim")
 	if det.PID == 0 {
@@ -113,8 +120,10 @@ func TestVMMKilled(t *testing.T) {
 
 // TestDaemonKilledVMAdopted: SIGKILL of bangerd while a VM runs; the next
 // bangerd adopts the VM, which still answers SSH, and can stop it.
-func TestDaemonKilledVMAdopted(t *testing.T) {
-	e := newVMEnv(t, "")
+func TestDaemonKilledVMAdopted(t *testing.T) { forEachDriver(t, testDaemonKilledVMAdopted) }
+
+func testDaemonKilledVMAdopted(t *testing.T, drv string) {
+	e := newDriverEnv(t, drv, "")
 	e.must("vm", "create", "--name", "survivor")
 	before := e.show("survivor")
 	pid := lockfile.ReadPID(filepath.Join(e.run, "banger", "bangerd.lock"))

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,10 +15,15 @@ import (
 // TestVMLifecycle: create → exec → write under /root → stop → start → the
 // file is still there → set more memory and a bigger disk → the guest
 // sees them → rm → nothing left: no tap, rule, disk, process or record.
+// Once per driver, chosen with --vmm as a user would.
 func TestVMLifecycle(t *testing.T) {
+	forEachDriver(t, testVMLifecycle)
+}
+
+func testVMLifecycle(t *testing.T, drv string) {
 	e := newVMEnv(t, "")
 
-	r := e.must("vm", "create", "--name", "dev", "--nat")
+	r := e.must("vm", "create", "--name", "dev", "--nat", "--vmm", drv)
 	for _, stage := range []string{"validate", "allocate", "system overlay", "work disk", "tap", "boot", "wait for ssh"} {
 		if !strings.Contains(r.stderr, "] "+stage+"\n") {
 			t.Errorf("create showed no %q stage:\n%s", stage, r.stderr)
@@ -27,8 +34,28 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	det := e.show("dev")
 	ip, dir, tap := det.Runtime.GuestIP, det.Runtime.VMDir, det.Runtime.TapDevice
-	if det.State != "running" || tap == "" || det.Runtime.VMM != "qemu" || det.Runtime.MAC == "" || det.Runtime.DNSName != "dev.vm" {
+	if det.State != "running" || tap == "" || det.Runtime.VMM != drv || det.Runtime.MAC == "" || det.Runtime.DNSName != "dev.vm" {
 		t.Fatalf("vm show after create: %+v", det)
+	}
+	// vm show and daemon status say what a VM created now gets.
+	if c := det.VMMChoice; c == nil || c.Config != "auto" || c.Driver != c.Auto || c.AutoReason == "" {
+		t.Errorf("vm show's vmm choice: %+v", c)
+	}
+	show := e.must("vm", "show", "dev").stdout
+	if !strings.Contains(show, "vmm") || !strings.Contains(show, drv+" (pid ") || !strings.Contains(show, "(vmm = auto: ") {
+		t.Errorf("vm show:\n%s", show)
+	}
+	if st := e.must("daemon", "status").stdout; !strings.Contains(st, "(vmm = auto: ") {
+		t.Errorf("daemon status does not say what vmm = auto picks:\n%s", st)
+	}
+	if drv == "firecracker" {
+		checkFirecrackerCalls(t, dir, "PUT /logger", "PUT /metrics", "PUT /machine-config", "PUT /boot-source",
+			"PUT /drives/rootfs", "PUT /drives/work", "PUT /network-interfaces/eth0", "PUT /vsock", "PUT /actions InstanceStart")
+		for _, f := range []string{"firecracker.log", "metrics.json", "console.log"} {
+			if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 && f != "metrics.json" {
+				t.Errorf("%s in the VM directory: %v", f, err)
+			}
+		}
 	}
 
 	if out := e.exec("dev", "uname -a"); !strings.Contains(out, "Linux dev ") {
@@ -51,6 +78,9 @@ func TestVMLifecycle(t *testing.T) {
 	r = e.must("vm", "stop", "dev")
 	if !strings.Contains(r.stdout, "dev: stopped") {
 		t.Errorf("stop said %q", r.stdout)
+	}
+	if drv == "firecracker" {
+		checkFirecrackerCalls(t, dir, "PUT /actions SendCtrlAltDel")
 	}
 	if pids := qemuFor(dir); len(pids) != 0 {
 		t.Errorf("QEMU still runs after stop: %v", pids)
@@ -137,4 +167,36 @@ func hostOverlayStrategy(vmDir string) string {
 		return "reflink"
 	}
 	return "copy"
+}
+
+// checkFirecrackerCalls asserts that the Firecracker double in vmDir
+// received want, in this order among its calls, each accepted.
+func checkFirecrackerCalls(t *testing.T, vmDir string, want ...string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(vmDir, "firecracker-double.calls.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	i := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var c struct {
+			Method, Path, Fault string
+			Status              int
+			Body                struct {
+				ActionType string `json:"action_type"`
+			}
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("record line %q: %v", line, err)
+		}
+		call := strings.TrimSpace(c.Method + " " + c.Path + " " + c.Body.ActionType)
+		got = append(got, fmt.Sprintf("%s → %d %s", call, c.Status, c.Fault))
+		if i < len(want) && call == want[i] && c.Status == 204 {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("the double did not receive %q (accepted, in order); it received:\n%s", want[i:], strings.Join(got, "\n"))
+	}
 }

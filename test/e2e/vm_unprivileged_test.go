@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -11,7 +12,9 @@ import (
 // TestUnprivilegedDaemon runs banger as a user would: bangerd and QEMU as
 // an unprivileged uid (nobody here), banger-helper as root doing only the
 // bridge, tap and NAT, the tap owned by that uid.
-func TestUnprivilegedDaemon(t *testing.T) {
+func TestUnprivilegedDaemon(t *testing.T) { forEachDriver(t, testUnprivilegedDaemon) }
+
+func testUnprivilegedDaemon(t *testing.T, drv string) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run banger as another user")
 	}
@@ -24,11 +27,11 @@ func TestUnprivilegedDaemon(t *testing.T) {
 		}
 		t.Cleanup(func() { os.Chmod("/dev/net/tun", old) })
 	}
-	e := newVMEnvAs(t, nobody, "")
+	e := newVMEnvAs(t, nobody, fmt.Sprintf("vmm = %q\n", drv))
 	e.must("vm", "create", "--name", "plain", "--nat")
 	det := e.show("plain")
 	if uid := procUID(t, det.PID); uid != nobody {
-		t.Errorf("QEMU runs as uid %d, want %d", uid, nobody)
+		t.Errorf("the VMM (%s) runs as uid %d, want %d", drv, uid, nobody)
 	}
 	if uid := procUID(t, e.daemonPID()); uid != nobody {
 		t.Errorf("bangerd runs as uid %d, want %d", uid, nobody)

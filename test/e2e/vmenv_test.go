@@ -32,13 +32,31 @@ type vmEnv struct {
 	upstream  *netns.NS // where NAT leads
 }
 
+// drivers are the VMMs the end-to-end suite runs under: QEMU directly,
+// and Firecracker through its test double (test/fcdouble), which bangerd
+// finds on PATH and starts as it would start the real one.
+var drivers = []string{"qemu", "firecracker"}
+
+// forEachDriver runs fn as a subtest per driver.
+func forEachDriver(t *testing.T, fn func(t *testing.T, drv string)) {
+	for _, drv := range drivers {
+		t.Run(drv, func(t *testing.T) { fn(t, drv) })
+	}
+}
+
 // newVMEnv starts a helper in a fresh namespace and registers the test
 // image as "test", the default image. extraConfig is added to the
 // daemon's config: its top-level keys before banger's [vm_defaults], its
-// tables after.
+// tables after. The VMM is whatever vmm = auto picks.
 func newVMEnv(t *testing.T, extraConfig string) *vmEnv {
 	t.Helper()
 	return newVMEnvAs(t, os.Getuid(), extraConfig)
+}
+
+// newDriverEnv is newVMEnv with vmm set to drv in the config.
+func newDriverEnv(t *testing.T, drv, extraConfig string) *vmEnv {
+	t.Helper()
+	return newVMEnvAs(t, os.Getuid(), fmt.Sprintf("vmm = %q\n", drv)+extraConfig)
 }
 
 // newVMEnvAs is newVMEnv with banger (CLI, daemon, VMMs) running as uid.
@@ -72,6 +90,9 @@ work_disk_size = "1G"
 system_overlay_size = "4G"
 `, filepath.Join(hdir, "helper.sock"), topLevel) + tables
 	e := &vmEnv{user: newUser(t, config), uid: uid, ns: ns, helperDir: hdir, image: img}
+	// The Firecracker test double is on PATH, as an installed
+	// firecracker would be.
+	e.env = append(e.env, "PATH="+binaries.FirecrackerDouble(t)+":"+e.bin+":"+os.Getenv("PATH"))
 	if uid != os.Getuid() {
 		e.giveTo(uid)
 	}
@@ -213,7 +234,8 @@ func (e *vmEnv) taps() []string {
 	return out
 }
 
-// qemuFor finds QEMU processes whose command line names dir.
+// qemuFor finds QEMU processes whose command line names dir: the VM's
+// QEMU under either driver (the Firecracker double runs one too).
 func qemuFor(dir string) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")

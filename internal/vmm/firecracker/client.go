@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -44,13 +45,38 @@ type Client struct {
 func NewClient(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return dialAPI(ctx, socket)
 		},
 		MaxIdleConns:    1,
 		IdleConnTimeout: 5 * time.Second,
 	}
 	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// refusedRetry bounds how long a dial retries a socket that exists but
+// refuses connections.
+const refusedRetry = time.Second
+
+// dialAPI connects to the API socket. Firecracker binds its socket before
+// it listens on it, so a socket that has just appeared may refuse a
+// connection for a moment: that is retried, briefly, with a growing
+// pause (from 50 µs).
+func dialAPI(ctx context.Context, socket string) (net.Conn, error) {
+	var d net.Dialer
+	pause := 50 * time.Microsecond
+	deadline := time.Now().Add(refusedRetry)
+	for {
+		conn, err := d.DialContext(ctx, "unix", socket)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
 }
 
 // Close drops the client's idle connection.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,5 +117,36 @@ func TestWatchFor(t *testing.T) {
 	start := time.Now()
 	if err := w2.wait(context.Background(), 100*time.Millisecond, nil); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("wait timeout: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestClientWaitsForListen: Firecracker binds its API socket before it
+// listens, so the socket can exist and refuse connections; the client
+// retries that briefly instead of failing the start.
+func TestClientWaitsForListen(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		syscall.Listen(fd, 1)
+		ln, err := net.FileListener(os.NewFile(uintptr(fd), "api"))
+		if err != nil {
+			return
+		}
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	}()
+	if _, err := net.Dial("unix", sock); err == nil {
+		t.Fatal("the socket accepted before listen")
+	}
+	c := NewClient(sock)
+	defer c.Close()
+	if err := c.Put(context.Background(), "/machine-config", MachineConfig{VCPUCount: 1, MemSizeMib: 128}); err != nil {
+		t.Fatalf("PUT while the socket was not yet listening: %v", err)
 	}
 }
