@@ -23,6 +23,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list ./... | grep -v /test/e2e)
 	$(GO) test -run '^$$' -bench 'VMCreateNoStart|DaemonRSS' -benchtime 5x -timeout 30m ./test/e2e
 	$(GO) test -run '^$$' -bench 'CreateToSSH' -benchtime 3x -timeout 30m ./test/e2e
+	$(GO) test -run '^$$' -bench 'ControlPlaneStart' -benchtime 5x -timeout 30m ./test/e2e
 	$(GO) test -run '^$$' -bench ImageBuild -benchtime 1x -timeout 30m ./test/e2e
 
 ## demo: banger's main job end to end, in a throw-away HOME

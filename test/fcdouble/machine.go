@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"banger/internal/kernel"
@@ -257,14 +257,14 @@ func (m *machine) blockStats() map[string]map[string]uint64 {
 // tapStats is a tap's traffic seen from the guest: what the tap sent
 // the guest received.
 func tapStats(tap string) map[string]uint64 {
-	read := func(name string) uint64 {
-		b, _ := os.ReadFile(filepath.Join("/sys/class/net", tap, "statistics", name))
-		n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		return n
+	link, err := netlink.LinkByName(tap)
+	if err != nil || link.Attrs().Statistics == nil {
+		return map[string]uint64{}
 	}
+	s := link.Attrs().Statistics
 	return map[string]uint64{
-		"rx_bytes_count": read("tx_bytes"), "rx_packets_count": read("tx_packets"),
-		"tx_bytes_count": read("rx_bytes"), "tx_packets_count": read("rx_packets"),
+		"rx_bytes_count": s.TxBytes, "rx_packets_count": s.TxPackets,
+		"tx_bytes_count": s.RxBytes, "tx_packets_count": s.RxPackets,
 	}
 }
 
@@ -275,7 +275,9 @@ func probeTap(name string) error {
 	if len(name) >= unix.IFNAMSIZ || name == "" {
 		return fmt.Errorf("invalid tap name %q", name)
 	}
-	if _, err := os.Stat(filepath.Join("/sys/class/net", name)); err != nil {
+	// Asked over netlink, in this process's network namespace (/sys may
+	// show another). TUNSETIFF on a missing name would make a tap.
+	if _, err := net.InterfaceByName(name); err != nil {
 		return fmt.Errorf("no device %s", name)
 	}
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
