@@ -18,13 +18,10 @@ build:
 test:
 	scripts/test.sh
 
-## bench: benchmarks, each next to the raw operation it wraps (root, for namespaces and images)
+## bench: every benchmark against the raw work it wraps; writes bench/REPORT.md,
+## bench/results/<date>-<host>.{json,txt} and README's table (root: namespaces, mounts, image builds)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list ./... | grep -v /test/e2e)
-	$(GO) test -run '^$$' -bench 'VMCreateNoStart|DaemonRSS' -benchtime 5x -timeout 30m ./test/e2e
-	$(GO) test -run '^$$' -bench 'CreateToSSH' -benchtime 3x -timeout 30m ./test/e2e
-	$(GO) test -run '^$$' -bench 'ControlPlaneStart' -benchtime 5x -timeout 30m ./test/e2e
-	$(GO) test -run '^$$' -bench ImageBuild -benchtime 1x -timeout 30m ./test/e2e
+	$(GO) run ./bench/harness
 
 ## demo: banger's main job end to end, in a throw-away HOME
 demo:

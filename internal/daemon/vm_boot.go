@@ -20,6 +20,7 @@ import (
 	"banger/internal/guestapi"
 	"banger/internal/helperapi"
 	"banger/internal/model"
+	"banger/internal/rpc"
 	"banger/internal/sshkey"
 	"banger/internal/vmm"
 )
@@ -152,6 +153,10 @@ func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (m
 		return fail(err)
 	}
 	h.VMM = handle
+	// The moment the VMM runs the guest, configured: what the
+	// control-plane benchmark measures to.
+	d.logger.Info("vmm started", "op_id", rpc.OpIDFromContext(ctx), "vm_id", vm.ID, "vm_name", vm.Name,
+		"driver", driver.Name(), "pid", handle.PID)
 	if err := writeHandles(vm.Runtime.VMDir, h); err != nil {
 		return fail(err)
 	}

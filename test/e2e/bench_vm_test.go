@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,70 +19,153 @@ import (
 
 // BenchmarkVMCreateNoStart: `banger vm create --no-start` (the whole CLI
 // process: RPC, operation, overlay, work disk) against the raw operations
-// it wraps, in the same run: a sparse copy of the image's root file
-// system, growing it to the overlay size, and mkfs.ext4 -d of a staging
-// tree holding the image's work seed and two keys.
+// it wraps, in the same run, per overlay strategy this host offers: copy
+// (the data directory on ext4 here) and reflink (on an XFS loop mount).
+// The raw operations are a clone of the image's root file system (sparse
+// copy or reflink), growing it to the overlay size, and mkfs.ext4 -d of
+// a staging tree holding the image's work seed and two keys. (A VM
+// created without starting takes no tap; a pool hit costs well under a
+// microsecond, see BenchmarkTapCreateDelete.)
 func BenchmarkVMCreateNoStart(b *testing.B) {
-	e := newBenchEnv(b)
-	n := 0
-	b.Run("banger", func(b *testing.B) {
-		for b.Loop() {
-			n++
-			name := fmt.Sprintf("b%d", n)
-			e.must("vm", "create", "--no-start", "--name", name)
-			b.StopTimer()
-			e.must("vm", "rm", name)
-			b.StartTimer()
-		}
-	})
-	b.Run("raw", func(b *testing.B) {
-		dir := b.TempDir()
-		stage := filepath.Join(dir, "stage")
-		run := func(name string, args ...string) {
-			if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-				b.Fatalf("%s %v: %v %s", name, args, err, out)
+	for _, strategy := range []string{"copy", "reflink"} {
+		b.Run(strategy, func(b *testing.B) {
+			var opts []envOption
+			cpFlag := "--sparse=always"
+			if strategy == "reflink" {
+				opts = append(opts, onXFS)
+				cpFlag = "--reflink=always"
 			}
-		}
-		run("cp", "-a", e.image.WorkSeed+"/.", stage)
-		os.MkdirAll(filepath.Join(stage, ".ssh"), 0o700)
-		os.WriteFile(filepath.Join(stage, ".ssh", "authorized_keys"), []byte("ssh-ed25519 AAAA test\n"), 0o600)
-		os.MkdirAll(filepath.Join(stage, ".banger"), 0o700)
-		os.WriteFile(filepath.Join(stage, ".banger", "ssh_host_ed25519_key"), []byte("key\n"), 0o600)
+			e := newBenchEnv(b, "", opts...)
+			n := 0
+			b.Run("banger", func(b *testing.B) {
+				s := newSamples(b, "s/create")
+				for b.Loop() {
+					n++
+					name := fmt.Sprintf("b%d", n)
+					t0 := time.Now()
+					e.must("vm", "create", "--no-start", "--name", name)
+					s.add(time.Since(t0).Seconds())
+					b.StopTimer()
+					if got := e.show(name).Runtime.OverlayStrategy; got != strategy {
+						b.Fatalf("overlay strategy %q, want %q", got, strategy)
+					}
+					e.must("vm", "rm", name)
+					b.StartTimer()
+				}
+				s.report()
+			})
+			b.Run("raw", func(b *testing.B) {
+				dir := filepath.Dir(e.image.Rootfs) // the same file system as the image
+				if strategy == "copy" {
+					dir = b.TempDir()
+				}
+				stage, err := os.MkdirTemp(dir, "stage")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer os.RemoveAll(stage)
+				run := func(name string, args ...string) {
+					if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+						b.Fatalf("%s %v: %v %s", name, args, err, out)
+					}
+				}
+				run("cp", "-a", e.image.WorkSeed+"/.", stage)
+				os.MkdirAll(filepath.Join(stage, ".ssh"), 0o700)
+				os.WriteFile(filepath.Join(stage, ".ssh", "authorized_keys"), []byte("ssh-ed25519 AAAA test\n"), 0o600)
+				os.MkdirAll(filepath.Join(stage, ".banger"), 0o700)
+				os.WriteFile(filepath.Join(stage, ".banger", "ssh_host_ed25519_key"), []byte("key\n"), 0o600)
+				s := newSamples(b, "s/create")
+				for b.Loop() {
+					t0 := time.Now()
+					overlay, work := filepath.Join(stage, "..", "raw-system.ext4"), filepath.Join(stage, "..", "raw-work.ext4")
+					run("cp", cpFlag, e.image.Rootfs, overlay)
+					run("truncate", "-s", "4G", overlay)
+					run("e2fsck", "-fy", overlay)
+					run("resize2fs", overlay)
+					run("mkfs.ext4", "-q", "-F", "-d", stage, work, "1G")
+					s.add(time.Since(t0).Seconds())
+					b.StopTimer()
+					os.Remove(overlay)
+					os.Remove(work)
+					b.StartTimer()
+				}
+				s.report()
+			})
+		})
+	}
+}
+
+// BenchmarkConcurrentCreate: ten `banger vm create --no-start` at once
+// (ten CLI processes), wall time, against one alone, in the same run.
+func BenchmarkConcurrentCreate(b *testing.B) {
+	e := newBenchEnv(b, "", onXFS)
+	n := 0
+	create := func(b *testing.B, count int) {
+		s := newSamples(b, "s/wall")
 		for b.Loop() {
-			overlay, work := filepath.Join(dir, "system.ext4"), filepath.Join(dir, "work.ext4")
-			run("cp", "--sparse=always", e.image.Rootfs, overlay)
-			run("truncate", "-s", "4G", overlay)
-			run("e2fsck", "-fy", overlay)
-			run("resize2fs", overlay)
-			run("mkfs.ext4", "-q", "-F", "-d", stage, work, "1G")
+			names := make([]string, count)
+			for i := range names {
+				n++
+				names[i] = fmt.Sprintf("c%d", n)
+			}
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			errs := make([]string, count)
+			for i, name := range names {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if r := e.banger("vm", "create", "--no-start", "--name", name); r.code != 0 {
+						errs[i] = r.stderr
+					}
+				}()
+			}
+			wg.Wait()
+			s.add(time.Since(t0).Seconds())
 			b.StopTimer()
-			os.Remove(overlay)
-			os.Remove(work)
+			for i, name := range names {
+				if errs[i] != "" {
+					b.Fatalf("create %s: %s", name, errs[i])
+				}
+				e.must("vm", "rm", name)
+			}
 			b.StartTimer()
 		}
-	})
+		s.report()
+	}
+	b.Run("one", func(b *testing.B) { create(b, 1) })
+	b.Run("ten", func(b *testing.B) { create(b, 10) })
 }
 
 // BenchmarkCreateToSSH: `banger vm create` until it reports the VM
-// answering SSH, against plain QEMU booting the same image until an SSH
-// login works — the same guest, the same emulation, in the same run.
-// Run with -benchtime 3x: each boot takes ten seconds or more.
+// answering SSH, with each driver, against plain QEMU booting the same
+// image until an SSH login works — the same guest, the same emulation,
+// in the same run. Run with -benchtime 3x: each boot takes ten seconds
+// or more.
 func BenchmarkCreateToSSH(b *testing.B) {
-	e := newBenchEnv(b)
+	e := newBenchEnv(b, `vmm = "qemu"`+"\n")
 	n := 0
-	b.Run("banger", func(b *testing.B) {
-		for b.Loop() {
-			n++
-			name := fmt.Sprintf("s%d", n)
-			e.must("vm", "create", "--name", name)
-			b.StopTimer()
-			e.must("vm", "rm", "--force", name)
-			b.StartTimer()
-		}
-	})
+	for _, drv := range drivers {
+		b.Run(drv, func(b *testing.B) {
+			s := newSamples(b, "s/to-ssh")
+			for b.Loop() {
+				n++
+				name := fmt.Sprintf("s%d", n)
+				t0 := time.Now()
+				e.must("vm", "create", "--name", name, "--vmm", drv)
+				s.add(time.Since(t0).Seconds())
+				b.StopTimer()
+				e.must("vm", "rm", "--force", name)
+				b.StartTimer()
+			}
+			s.report()
+		})
+	}
 	b.Run("plain-qemu", func(b *testing.B) {
 		net := guestboot.NewNetwork(b)
+		s := newSamples(b, "s/to-ssh")
 		for b.Loop() {
+			t0 := time.Now()
 			g := guestboot.Boot(b, net, e.image, "plain", guestboot.Options{MemoryMiB: 512, VCPUs: 1, WorkDisk: "1G"}) // as the VMs banger makes here
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			c, err := g.WaitSSH(ctx)
@@ -89,30 +173,33 @@ func BenchmarkCreateToSSH(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			s.add(time.Since(t0).Seconds())
 			b.StopTimer()
 			c.Close()
 			g.Cmd.Process.Kill()
 			g.Wait(10 * time.Second)
 			b.StartTimer()
 		}
+		s.report()
 	})
 }
 
-// BenchmarkDaemonRSS reports bangerd's resident memory once idle, with 0
-// and with 50 VM records in its store (made directly in the database).
+// BenchmarkDaemonRSS reports bangerd's resident memory once idle, with 0,
+// 50 and 1,000 VM records in its store (made directly in the database).
 func BenchmarkDaemonRSS(b *testing.B) {
-	for _, records := range []int{0, 50} {
+	for _, records := range []int{0, 50, 1000} {
 		b.Run(fmt.Sprintf("records=%d", records), func(b *testing.B) {
-			e := newBenchEnv(b)
+			e := newBenchEnv(b, "")
 			e.must("daemon", "stop")
 			addVMRecords(b, filepath.Join(e.home, ".local", "state", "banger", "banger.db"), records)
 			e.must("daemon", "start")
+			e.must("vm", "ls") // the records read once, as a user would
 			time.Sleep(2 * time.Second) // let start-up work settle
-			var rss float64
+			s := newSamples(b, "MiB-rss")
 			for b.Loop() {
-				rss = float64(vmRSSKiB(b, e.daemonPID())) / 1024
+				s.add(float64(vmRSSKiB(b, e.daemonPID())) / 1024)
 			}
-			b.ReportMetric(rss, "MiB-rss")
+			s.report()
 		})
 	}
 }
@@ -135,7 +222,7 @@ func addVMRecords(b *testing.B, db string, n int) {
 		vm := model.VMRecord{ID: id, Name: fmt.Sprintf("rec%d", i), ImageID: imgs[0].ID, State: model.VMStateStopped,
 			CreatedAt: now, UpdatedAt: now, LastTouchedAt: now,
 			Spec:    model.VMSpec{VCPUCount: 1, MemoryMiB: 512, SystemOverlaySizeByte: 4 << 30, WorkDiskSizeBytes: 1 << 30},
-			Runtime: model.VMRuntime{GuestIP: fmt.Sprintf("172.16.1.%d", i+1), VMDir: "/nonexistent/" + id, VMM: "qemu"}}
+			Runtime: model.VMRuntime{GuestIP: fmt.Sprintf("172.17.%d.%d", i/250, i%250+1), VMDir: "/nonexistent/" + id, VMM: "qemu"}}
 		if err := st.CreateVM(ctx, vm); err != nil {
 			b.Fatal(err)
 		}

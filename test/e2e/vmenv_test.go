@@ -62,7 +62,7 @@ func newDriverEnv(t *testing.T, drv, extraConfig string) *vmEnv {
 // newVMEnvAs is newVMEnv with banger (CLI, daemon, VMMs) running as uid.
 // For an unprivileged uid the user's directories are given to it, and the
 // test image is copied where it can read it.
-func newVMEnvAs(t testing.TB, uid int, extraConfig string) *vmEnv {
+func newVMEnvAs(t testing.TB, uid int, extraConfig string, opts ...envOption) *vmEnv {
 	t.Helper()
 	topLevel, tables := extraConfig, ""
 	if i := strings.Index(extraConfig, "["); i >= 0 {
@@ -95,6 +95,9 @@ system_overlay_size = "4G"
 	e.env = append(e.env, "PATH="+binaries.FirecrackerDouble(t)+":"+e.bin+":"+os.Getenv("PATH"))
 	if uid != os.Getuid() {
 		e.giveTo(uid)
+	}
+	for _, opt := range opts {
+		opt(e)
 	}
 	e.addUplink()
 	e.startHelper()
@@ -257,9 +260,57 @@ func killPID(t testing.TB, pid int) {
 	}
 }
 
+// envOption changes an environment before its daemon starts.
+type envOption func(*vmEnv)
+
 // newBenchEnv is a VM environment for benchmarks: banger as the caller's
-// user, nothing extra in the config.
-func newBenchEnv(b *testing.B) *vmEnv {
+// user, extra in the config.
+func newBenchEnv(b *testing.B, extra string, opts ...envOption) *vmEnv {
 	b.Helper()
-	return newVMEnvAs(b, os.Getuid(), "")
+	return newVMEnvAs(b, os.Getuid(), extra, opts...)
+}
+
+// onXFS puts the user's data directory (VMs, images) on an XFS file
+// system of its own, a loop mount, with the test image copied there: VM
+// overlays are then reflinks of the image. It needs root.
+func onXFS(e *vmEnv) {
+	t := e.t
+	dir := xfsMount(t)
+	for _, f := range []*string{&e.image.Rootfs} {
+		dst := filepath.Join(dir, "image-"+filepath.Base(*f))
+		if out, err := exec.Command("cp", "--sparse=always", *f, dst).CombinedOutput(); err != nil {
+			t.Fatalf("copy %s: %v %s", *f, err, out)
+		}
+		*f = dst
+	}
+	e.env = append(e.env, "XDG_DATA_HOME="+dir)
+}
+
+// xfsMount mounts a fresh 16 GiB (sparse) XFS file system and returns
+// its mount point; cleanup unmounts it. Its path starts with
+// banger-bench-xfs, so the benchmark harness can find one an interrupted
+// run left.
+func xfsMount(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "banger-bench-xfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, mnt := filepath.Join(dir, "fs.img"), filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	for _, argv := range [][]string{
+		{"truncate", "-s", "16G", img},
+		{"mkfs.xfs", "-q", "-m", "reflink=1", img},
+		{"mount", "-o", "loop", img, mnt},
+	} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			t.Skipf("no XFS loop mount here (%s: %v %s)", argv[0], err, out)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("umount", mnt).Run()
+		os.RemoveAll(dir)
+	})
+	return mnt
 }
