@@ -193,7 +193,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 			e.must("daemon", "stop")
 			addVMRecords(b, filepath.Join(e.home, ".local", "state", "banger", "banger.db"), records)
 			e.must("daemon", "start")
-			e.must("vm", "ls") // the records read once, as a user would
+			e.must("vm", "ls")          // the records read once, as a user would
 			time.Sleep(2 * time.Second) // let start-up work settle
 			s := newSamples(b, "MiB-rss")
 			for b.Loop() {
