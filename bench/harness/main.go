@@ -54,7 +54,7 @@ var steps = []step{
 	{bench: "^BenchmarkConcurrentCreate$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkDaemonRSS$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkControlPlaneStart$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
-	{bench: "^BenchmarkCreateToSSH$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkCreateToSSH$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkImageBuild$", benchtime: "1x", pkgs: []string{"./test/e2e"}},
 }
 

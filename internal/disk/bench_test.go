@@ -157,7 +157,8 @@ func BenchmarkWorkDisk(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			img := filepath.Join(out, fmt.Sprintf("raw-%d.ext4", i))
-			if _, err := run(ctx, "mkfs.ext4", "-q", "-F", "-L", WorkDiskLabel, "-d", s.dir, img, fmt.Sprintf("%dk", spec.SizeBytes/1024)); err != nil {
+			argv := append([]string{"mkfs.ext4", "-q", "-F", "-L", WorkDiskLabel}, MkfsLazyInit...)
+			if _, err := run(ctx, append(argv, "-d", s.dir, img, fmt.Sprintf("%dk", spec.SizeBytes/1024))...); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()

@@ -67,6 +67,14 @@ const (
 	OwnedByUser Ownership = "user"
 )
 
+// MkfsLazyInit are the mkfs.ext4 options for a file system made in a new
+// sparse file: the journal and inode tables are left unwritten, since
+// the file's holes already read as zeros. Without them mkfs writes a
+// 32 MiB journal of zeros into a 1 GiB work disk, and the create then
+// waits for it to reach the disk; with them the file holds well under
+// a megabyte.
+var MkfsLazyInit = []string{"-E", "lazy_itable_init=1,lazy_journal_init=1"}
+
 // GuestChowns reports whether banger-guest has files to chown to root
 // when it mounts the disk.
 func (o Ownership) GuestChowns() bool { return o == OwnedByUser }
@@ -197,7 +205,8 @@ func makeExt4(ctx context.Context, path string, size int64, dir string, owners O
 	if err := tmp.Truncate(size); err != nil {
 		return fmt.Errorf("work disk: %w", err)
 	}
-	argv := []string{Tool("mkfs.ext4"), "-q", "-F", "-L", WorkDiskLabel, "-d", dir, tmp.Name(), fmt.Sprintf("%dk", size/1024)}
+	argv := append([]string{Tool("mkfs.ext4"), "-q", "-F", "-L", WorkDiskLabel}, MkfsLazyInit...)
+	argv = append(argv, "-d", dir, tmp.Name(), fmt.Sprintf("%dk", size/1024))
 	if owners == OwnedByRootUnshare {
 		argv = append([]string{"unshare", "--map-root-user"}, argv...)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,8 +211,16 @@ func minimalFirecrackerStart(b *testing.B, e *vmEnv, bin string, spec vmm.Spec) 
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+	// Firecracker binds its socket before it listens: a connection in
+	// between is refused, and any client retries it.
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", spec.ControlSocket)
+		for {
+			c, err := (&net.Dialer{}).DialContext(ctx, "unix", spec.ControlSocket)
+			if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+				return c, err
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
 	}}}
 	defer hc.CloseIdleConnections()
 	put := func(path string, body any) {

@@ -187,6 +187,25 @@ func (e *vmEnv) banger(args ...string) result {
 	return r
 }
 
+// direct runs the CLI as a user at a shell would: no namespace wrapper
+// (`ip netns exec` costs milliseconds). Only for a running daemon: a CLI
+// started outside the namespace would start one outside it.
+func (e *vmEnv) direct(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(e.bin, "banger"), args...)
+	cmd.Env = e.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("banger %v: %v", args, err)
+	}
+	return r
+}
+
 func (e *vmEnv) must(args ...string) result {
 	e.t.Helper()
 	r := e.banger(args...)

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"banger/internal/disk"
 	"banger/internal/guestapi"
 	"banger/internal/sshkey"
 	"banger/internal/testutil/netns"
@@ -181,7 +182,8 @@ func MakeWorkDisk(seed, path, size string, client, host sshkey.Key) error {
 			return err
 		}
 	}
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "banger-work", "-d", stage, path, size).CombinedOutput(); err != nil {
+	argv := append(append([]string{"-q", "-F", "-L", "banger-work"}, disk.MkfsLazyInit...), "-d", stage, path, size)
+	if out, err := exec.Command("mkfs.ext4", argv...).CombinedOutput(); err != nil {
 		return fmt.Errorf("mkfs.ext4 work disk: %v: %s", err, out)
 	}
 	return nil
