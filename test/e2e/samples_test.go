@@ -20,7 +20,9 @@ type samples struct {
 	v    []float64
 }
 
-func newSamples(b *testing.B, unit string) *samples { return &samples{b: b, name: b.Name(), unit: unit} }
+func newSamples(b *testing.B, unit string) *samples {
+	return &samples{b: b, name: b.Name(), unit: unit}
+}
 
 // newNamedSamples are samples reported under a name of their own, for a
 // benchmark that measures several things in each iteration. The metric
