@@ -237,7 +237,8 @@ func (d *Daemon) createVM(ctx context.Context, r *operation.Reporter, req create
 	}()
 
 	rep.Stage(stageOverlay)
-	if err := d.makeOverlay(ctx, vm, req.image); err != nil {
+	persistOverlay, err := d.makeOverlay(ctx, vm, req.image)
+	if err != nil {
 		return res, op.fail(err)
 	}
 
@@ -246,6 +247,9 @@ func (d *Daemon) createVM(ctx context.Context, r *operation.Reporter, req create
 	if err != nil {
 		return res, op.fail(err)
 	}
+	// Only now: the work disk's fsyncs (mkfs makes some) would otherwise
+	// wait behind the overlay's flush.
+	go persistOverlay()
 	for _, w := range warnings {
 		rep.Detail("warning: "+w, -1)
 		op.stage("work disk warning", "warning", w)
@@ -393,33 +397,34 @@ func overlayFile(s disk.OverlayStrategy) string {
 // makeOverlay clones the image's root file system as the VM's system
 // overlay with the host's strategy, then grows it to the overlay size
 // without writing data. Flushing the copy to disk (on the order of a
-// second for a sparse copy of a Debian image) happens in the background,
-// while the work disk is made and the guest boots: the guest's first
-// flush would persist it anyway, and nothing needs it on disk before.
-func (d *Daemon) makeOverlay(ctx context.Context, vm model.VMRecord, img model.Image) error {
+// second for a sparse copy of a Debian image) is left to the returned
+// function, which the caller runs in the background once the work disk
+// is made, while the guest boots: the guest's first flush would persist
+// it anyway, and nothing needs it on disk before. (Run at once, it made
+// the work disk's mkfs wait ~0.6 s in fsync behind it.)
+func (d *Daemon) makeOverlay(ctx context.Context, vm model.VMRecord, img model.Image) (persist func(), err error) {
 	strategy := disk.OverlayStrategy(vm.Runtime.OverlayStrategy)
 	if strategy == disk.OverlayDMSnapshot {
 		// The snapshot itself is built by the helper at each start; here
 		// its copy-on-write store is made, sparse, as big as the overlay
 		// may grow.
 		if err := disk.CreateSparse(vm.Runtime.SystemOverlay, vm.Spec.SystemOverlaySizeByte); err != nil {
-			return fmt.Errorf("system overlay (%s): %w", strategy, err)
+			return nil, fmt.Errorf("system overlay (%s): %w", strategy, err)
 		}
-		return nil
+		return func() {}, nil
 	}
-	persist, err := disk.CloneFileDeferSync(ctx, img.RootfsPath, vm.Runtime.SystemOverlay, strategy)
+	sync, err := disk.CloneFileDeferSync(ctx, img.RootfsPath, vm.Runtime.SystemOverlay, strategy)
 	if err != nil {
-		return fmt.Errorf("system overlay (%s): %w", strategy, err)
+		return nil, fmt.Errorf("system overlay (%s): %w", strategy, err)
 	}
 	if err := disk.Grow(ctx, vm.Runtime.SystemOverlay, vm.Spec.SystemOverlaySizeByte); err != nil {
-		return fmt.Errorf("grow system overlay to %s: %w", model.FormatSizeBytes(vm.Spec.SystemOverlaySizeByte), err)
+		return nil, fmt.Errorf("grow system overlay to %s: %w", model.FormatSizeBytes(vm.Spec.SystemOverlaySizeByte), err)
 	}
-	go func() {
-		if err := persist(); err != nil && !errors.Is(err, os.ErrNotExist) {
+	return func() {
+		if err := sync(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			d.logger.Warn("system overlay not flushed", append(vmLogAttrs(vm), "error", err.Error())...)
 		}
-	}()
-	return nil
+	}, nil
 }
 
 // makeWorkDisk builds the work disk from the image's work seed, the
