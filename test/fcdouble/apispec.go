@@ -70,7 +70,7 @@ func LoadAPI(data []byte) (*API, error) {
 		return nil, fmt.Errorf("api definition: %w", err)
 	}
 	if len(doc.Paths) == 0 || len(doc.Definitions) == 0 {
-		return nil, fmt.Errorf("api definition: no paths or definitions")
+		return nil, faultf("api definition: no paths or definitions")
 	}
 	return &API{Version: doc.Info.Version, paths: doc.Paths, definitions: doc.Definitions}, nil
 }
@@ -125,7 +125,7 @@ func (a *API) ValidateBody(op *operation, body []byte) error {
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		if required {
-			return fmt.Errorf("Empty request body")
+			return faultf("Empty request body")
 		}
 		return nil
 	}
@@ -133,13 +133,13 @@ func (a *API) ValidateBody(op *operation, body []byte) error {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("An error occurred when deserializing the json body of a request: %v", err)
+		return faultf("An error occurred when deserializing the json body of a request: %v", err)
 	}
 	if dec.More() {
-		return fmt.Errorf("An error occurred when deserializing the json body of a request: trailing characters")
+		return faultf("An error occurred when deserializing the json body of a request: trailing characters")
 	}
 	if err := a.validate(s, v, ""); err != nil {
-		return fmt.Errorf("An error occurred when deserializing the json body of a request: %v", err)
+		return faultf("An error occurred when deserializing the json body of a request: %v", err)
 	}
 	return nil
 }
@@ -148,11 +148,11 @@ func (a *API) resolve(s *schema) (*schema, error) {
 	for s != nil && s.Ref != "" {
 		name, ok := strings.CutPrefix(s.Ref, "#/definitions/")
 		if !ok {
-			return nil, fmt.Errorf("unsupported $ref %q", s.Ref)
+			return nil, faultf("unsupported $ref %q", s.Ref)
 		}
 		s = a.definitions[name]
 		if s == nil {
-			return nil, fmt.Errorf("unknown definition %q", name)
+			return nil, faultf("unknown definition %q", name)
 		}
 	}
 	return s, nil
@@ -175,7 +175,7 @@ func (a *API) validate(s *schema, v any, at string) error {
 	case "object":
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return fmt.Errorf("invalid type: %s, expected struct at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected struct at %s", jsonType(v), name)
 		}
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
@@ -191,7 +191,7 @@ func (a *API) validate(s *schema, v any, at string) error {
 				if s.AdditionalProperties != nil && *s.AdditionalProperties {
 					continue
 				}
-				return fmt.Errorf("unknown field `%s`, expected one of %s", k, fieldList(s))
+				return faultf("unknown field `%s`, expected one of %s", k, fieldList(s))
 			}
 			if err := a.validate(ps, obj[k], join(at, k)); err != nil {
 				return err
@@ -201,13 +201,13 @@ func (a *API) validate(s *schema, v any, at string) error {
 		// missing ones at the end.
 		for _, req := range s.Required {
 			if _, ok := obj[req]; !ok {
-				return fmt.Errorf("missing field `%s` at %s", req, name)
+				return faultf("missing field `%s` at %s", req, name)
 			}
 		}
 	case "array":
 		arr, ok := v.([]any)
 		if !ok {
-			return fmt.Errorf("invalid type: %s, expected a sequence at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected a sequence at %s", jsonType(v), name)
 		}
 		for i, item := range arr {
 			if err := a.validate(s.Items, item, fmt.Sprintf("%s[%d]", name, i)); err != nil {
@@ -217,7 +217,7 @@ func (a *API) validate(s *schema, v any, at string) error {
 	case "string":
 		str, ok := v.(string)
 		if !ok {
-			return fmt.Errorf("invalid type: %s, expected a string at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected a string at %s", jsonType(v), name)
 		}
 		if len(s.Enum) > 0 {
 			fold := strings.Contains(s.Description, "case-insensitive")
@@ -230,31 +230,31 @@ func (a *API) validate(s *schema, v any, at string) error {
 					return nil
 				}
 			}
-			return fmt.Errorf("unknown variant `%s`, expected one of `%s` at %s", str, strings.Join(allowed, "`, `"), name)
+			return faultf("unknown variant `%s`, expected one of `%s` at %s", str, strings.Join(allowed, "`, `"), name)
 		}
 	case "integer":
 		n, ok := v.(json.Number)
 		if !ok {
-			return fmt.Errorf("invalid type: %s, expected an integer at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected an integer at %s", jsonType(v), name)
 		}
 		i, err := n.Int64()
 		if err != nil {
-			return fmt.Errorf("invalid type: floating point `%s`, expected an integer at %s", n, name)
+			return faultf("invalid type: floating point `%s`, expected an integer at %s", n, name)
 		}
 		if s.Minimum != nil && float64(i) < *s.Minimum || s.Maximum != nil && float64(i) > *s.Maximum {
-			return fmt.Errorf("invalid value: integer `%d`, expected %s at %s", i, bounds(s), name)
+			return faultf("invalid value: integer `%d`, expected %s at %s", i, bounds(s), name)
 		}
 		if i < 0 && s.Minimum == nil {
 			// Firecracker's integers are unsigned.
-			return fmt.Errorf("invalid value: integer `%d`, expected an unsigned integer at %s", i, name)
+			return faultf("invalid value: integer `%d`, expected an unsigned integer at %s", i, name)
 		}
 	case "number":
 		if _, ok := v.(json.Number); !ok {
-			return fmt.Errorf("invalid type: %s, expected a number at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected a number at %s", jsonType(v), name)
 		}
 	case "boolean":
 		if _, ok := v.(bool); !ok {
-			return fmt.Errorf("invalid type: %s, expected a boolean at %s", jsonType(v), name)
+			return faultf("invalid type: %s, expected a boolean at %s", jsonType(v), name)
 		}
 	}
 	return nil

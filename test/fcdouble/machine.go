@@ -2,7 +2,6 @@ package fcdouble
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -86,7 +85,7 @@ func startMachine(qemuBin string, vm vmConfig, log *fileLogger) (*machine, error
 		conn.Close()
 		m.kill()
 		<-m.done
-		return nil, fmt.Errorf("the guest did not start: %s", strings.TrimSpace(stderr.String()))
+		return nil, faultf("the guest did not start: %s", strings.TrimSpace(stderr.String()))
 	}
 	m.qmp = q
 	var status struct {
@@ -95,7 +94,7 @@ func startMachine(qemuBin string, vm vmConfig, log *fileLogger) (*machine, error
 	if err := q.Execute(ctx, "query-status", nil, &status); err != nil || status.Status != "running" {
 		m.kill()
 		<-m.done
-		return nil, fmt.Errorf("the guest did not start (%v %s): %s", err, status.Status, strings.TrimSpace(stderr.String()))
+		return nil, faultf("the guest did not start (%v %s): %s", err, status.Status, strings.TrimSpace(stderr.String()))
 	}
 	return m, nil
 }
@@ -195,7 +194,7 @@ func (m *machine) kill() {
 func (m *machine) execute(cmd string, args, result any) error {
 	select {
 	case <-m.done:
-		return errors.New("the guest has ended")
+		return faultf("the guest has ended")
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), qmpTimeout)
@@ -273,12 +272,12 @@ func tapStats(tap string) map[string]uint64 {
 // and its owner must be this user.
 func probeTap(name string) error {
 	if len(name) >= unix.IFNAMSIZ || name == "" {
-		return fmt.Errorf("invalid tap name %q", name)
+		return faultf("invalid tap name %q", name)
 	}
 	// Asked over netlink, in this process's network namespace (/sys may
 	// show another). TUNSETIFF on a missing name would make a tap.
 	if _, err := net.InterfaceByName(name); err != nil {
-		return fmt.Errorf("no device %s", name)
+		return faultf("no device %s", name)
 	}
 	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
 	if err != nil {
@@ -289,7 +288,7 @@ func probeTap(name string) error {
 	copy(req[:], name)
 	*(*uint16)(unsafe.Pointer(&req[unix.IFNAMSIZ])) = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
-		return fmt.Errorf("TUNSETIFF %s: %s (os error %d)", name, errno.Error(), int(errno))
+		return faultf("TUNSETIFF %s: %s (os error %d)", name, errno.Error(), int(errno))
 	}
 	return nil
 }
@@ -299,10 +298,10 @@ func probeTap(name string) error {
 func checkELF(path string) error {
 	info, err := kernel.Inspect(path)
 	if err != nil {
-		return fmt.Errorf("Kernel Loader: failed to load ELF kernel image: %v", err)
+		return faultf("Kernel Loader: failed to load ELF kernel image: %v", err)
 	}
 	if info.Format != kernel.FormatELF {
-		return fmt.Errorf("Kernel Loader: failed to load ELF kernel image: %s is a %s, not an ELF vmlinux", path, info.Format)
+		return faultf("Kernel Loader: failed to load ELF kernel image: %s is a %s, not an ELF vmlinux", path, info.Format)
 	}
 	return nil
 }

@@ -369,7 +369,7 @@ func (d *Double) putLogger(_ map[string]string, body []byte) (int, []byte, error
 	if c.LogPath != "" {
 		f, err := openExisting(c.LogPath)
 		if err != nil {
-			return 0, nil, fmt.Errorf("Logger error: Failed to open target file: %s", osErr(err))
+			return 0, nil, faultf("Logger error: Failed to open target file: %s", osErr(err))
 		}
 		d.logger.setFile(f)
 	}
@@ -383,11 +383,11 @@ func (d *Double) putMetrics(_ map[string]string, body []byte) (int, []byte, erro
 	var c metricsConfig
 	json.Unmarshal(body, &c)
 	if d.metrics != nil {
-		return 0, nil, errors.New("Metrics error: Reinitialization of metrics not allowed.")
+		return 0, nil, faultf("Metrics error: Reinitialization of metrics not allowed.")
 	}
 	f, err := openExisting(c.MetricsPath)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Metrics error: Failed to open target file: %s", osErr(err))
+		return 0, nil, faultf("Metrics error: Failed to open target file: %s", osErr(err))
 	}
 	d.metrics = newMetricsWriter(f, d)
 	d.vm.Metrics = &c
@@ -399,10 +399,10 @@ func (d *Double) putMachineConfig(_ map[string]string, body []byte) (int, []byte
 	var c machineConfig
 	json.Unmarshal(body, &c)
 	if c.MemSizeMib == 0 {
-		return 0, nil, errors.New("The memory size (MiB) is either 0, or not a multiple of the configured page size.")
+		return 0, nil, faultf("The memory size (MiB) is either 0, or not a multiple of the configured page size.")
 	}
 	if c.SMT && c.VCPUCount > 1 && c.VCPUCount%2 == 1 {
-		return 0, nil, errors.New("The number of vCPUs must be 1 or an even number when SMT is enabled.")
+		return 0, nil, faultf("The number of vCPUs must be 1 or an even number when SMT is enabled.")
 	}
 	d.vm.Machine = c
 	return noContent()
@@ -413,13 +413,13 @@ func (d *Double) putBootSource(_ map[string]string, body []byte) (int, []byte, e
 	json.Unmarshal(body, &c)
 	f, err := os.Open(c.KernelImagePath)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Boot source error: The kernel file cannot be opened: %s", osErr(err))
+		return 0, nil, faultf("Boot source error: The kernel file cannot be opened: %s", osErr(err))
 	}
 	f.Close()
 	if c.InitrdPath != "" {
 		f, err := os.Open(c.InitrdPath)
 		if err != nil {
-			return 0, nil, fmt.Errorf("Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. %s", osErr(err))
+			return 0, nil, faultf("Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. %s", osErr(err))
 		}
 		f.Close()
 	}
@@ -431,13 +431,13 @@ func (d *Double) putDrive(params map[string]string, body []byte) (int, []byte, e
 	var c drive
 	json.Unmarshal(body, &c)
 	if c.DriveID != params["drive_id"] {
-		return 0, nil, fmt.Errorf("The id from the path [%s] does not match the id from the body [%s]!", params["drive_id"], c.DriveID)
+		return 0, nil, faultf("The id from the path [%s] does not match the id from the body [%s]!", params["drive_id"], c.DriveID)
 	}
 	if c.Socket != "" {
-		return 0, nil, errors.New("the Firecracker test double does not implement vhost-user block devices")
+		return 0, nil, faultf("the Firecracker test double does not implement vhost-user block devices")
 	}
 	if c.PathOnHost == "" {
-		return 0, nil, errors.New("Unable to create the block device: path_on_host is required for a virtio block device")
+		return 0, nil, faultf("Unable to create the block device: path_on_host is required for a virtio block device")
 	}
 	flag := os.O_RDWR
 	if c.IsReadOnly {
@@ -445,7 +445,7 @@ func (d *Double) putDrive(params map[string]string, body []byte) (int, []byte, e
 	}
 	f, err := os.OpenFile(c.PathOnHost, flag, 0)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Unable to create the block device: VirtioBlock(BackingFile(%s, %q))", osErr(err), c.PathOnHost)
+		return 0, nil, faultf("Unable to create the block device: VirtioBlock(BackingFile(%s, %q))", osErr(err), c.PathOnHost)
 	}
 	f.Close()
 	i := -1
@@ -453,7 +453,7 @@ func (d *Double) putDrive(params map[string]string, body []byte) (int, []byte, e
 		if dr.DriveID == c.DriveID {
 			i = j
 		} else if dr.IsRootDevice && c.IsRootDevice {
-			return 0, nil, errors.New("A root block device already exists!")
+			return 0, nil, faultf("A root block device already exists!")
 		}
 	}
 	if i >= 0 {
@@ -468,11 +468,11 @@ func (d *Double) putIface(params map[string]string, body []byte) (int, []byte, e
 	var c netIface
 	json.Unmarshal(body, &c)
 	if c.IfaceID != params["iface_id"] {
-		return 0, nil, fmt.Errorf("The id from the path [%s] does not match the id from the body [%s]!", params["iface_id"], c.IfaceID)
+		return 0, nil, faultf("The id from the path [%s] does not match the id from the body [%s]!", params["iface_id"], c.IfaceID)
 	}
 	if c.GuestMAC != "" {
 		if hw, err := net.ParseMAC(c.GuestMAC); err != nil || len(hw) != 6 {
-			return 0, nil, fmt.Errorf("An error occurred when deserializing the json body of a request: invalid MAC address %q", c.GuestMAC)
+			return 0, nil, faultf("An error occurred when deserializing the json body of a request: invalid MAC address %q", c.GuestMAC)
 		}
 	}
 	for _, o := range d.vm.Ifaces {
@@ -480,14 +480,14 @@ func (d *Double) putIface(params map[string]string, body []byte) (int, []byte, e
 			continue
 		}
 		if o.HostDevName == c.HostDevName {
-			return 0, nil, fmt.Errorf("Could not create the network device: The host device name %s is already in use.", c.HostDevName)
+			return 0, nil, faultf("Could not create the network device: The host device name %s is already in use.", c.HostDevName)
 		}
 		if c.GuestMAC != "" && strings.EqualFold(o.GuestMAC, c.GuestMAC) {
-			return 0, nil, fmt.Errorf("Could not create the network device: The guest MAC address %s is already in use.", c.GuestMAC)
+			return 0, nil, faultf("Could not create the network device: The guest MAC address %s is already in use.", c.GuestMAC)
 		}
 	}
 	if err := probeTap(c.HostDevName); err != nil {
-		return 0, nil, fmt.Errorf("Could not create the network device: Open tap device failed: %v", err)
+		return 0, nil, faultf("Could not create the network device: Open tap device failed: %v", err)
 	}
 	replaced := false
 	for i, o := range d.vm.Ifaces {
@@ -510,7 +510,7 @@ func (d *Double) putVsock(_ map[string]string, body []byte) (int, []byte, error)
 	}
 	p, err := listenVsock(c.UDSPath, c.GuestCID, d.logger)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Cannot create backend for vsock device: Error binding to the host-side Unix socket: %s", osErr(err))
+		return 0, nil, faultf("Cannot create backend for vsock device: Error binding to the host-side Unix socket: %s", osErr(err))
 	}
 	d.vsock = p
 	d.vm.Vsock = &c
@@ -519,7 +519,7 @@ func (d *Double) putVsock(_ map[string]string, body []byte) (int, []byte, error)
 
 func (d *Double) instanceStart(map[string]string, []byte) (int, []byte, error) {
 	if d.vm.Boot == nil {
-		return 0, nil, errors.New("Start microvm error: Cannot start microvm without kernel configuration.")
+		return 0, nil, faultf("Start microvm error: Cannot start microvm without kernel configuration.")
 	}
 	roots := 0
 	for _, dr := range d.vm.Drives {
@@ -528,14 +528,14 @@ func (d *Double) instanceStart(map[string]string, []byte) (int, []byte, error) {
 		}
 	}
 	if roots > 1 {
-		return 0, nil, errors.New("Start microvm error: A root block device already exists!")
+		return 0, nil, faultf("Start microvm error: A root block device already exists!")
 	}
 	if err := checkELF(d.vm.Boot.KernelImagePath); err != nil {
-		return 0, nil, fmt.Errorf("Start microvm error: Cannot load kernel due to invalid memory configuration or invalid kernel image: %v", err)
+		return 0, nil, faultf("Start microvm error: Cannot load kernel due to invalid memory configuration or invalid kernel image: %v", err)
 	}
 	m, err := startMachine(d.cfg.QEMU, d.vm, d.logger)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Start microvm error: %v", err)
+		return 0, nil, faultf("Start microvm error: %v", err)
 	}
 	d.machine = m
 	d.started = true
@@ -563,7 +563,7 @@ func (d *Double) watchMachine(m *machine) {
 
 func (d *Double) sendCtrlAltDel(map[string]string, []byte) (int, []byte, error) {
 	if err := d.machine.ctrlAltDel(); err != nil {
-		return 0, nil, fmt.Errorf("Internal error while executing an action: %v", err)
+		return 0, nil, faultf("Internal error while executing an action: %v", err)
 	}
 	d.logger.log(levelInfo, "Sent Ctrl+Alt+Del to the guest")
 	return noContent()
@@ -571,7 +571,7 @@ func (d *Double) sendCtrlAltDel(map[string]string, []byte) (int, []byte, error) 
 
 func (d *Double) flushMetrics(map[string]string, []byte) (int, []byte, error) {
 	if d.metrics == nil {
-		return 0, nil, errors.New("Metrics error: The metrics system was not initialized.")
+		return 0, nil, faultf("Metrics error: The metrics system was not initialized.")
 	}
 	d.metrics.write()
 	return noContent()
@@ -583,7 +583,7 @@ func (d *Double) patchVM(_ map[string]string, body []byte) (int, []byte, error) 
 	}
 	json.Unmarshal(body, &c)
 	if err := d.machine.setPaused(c.State == "Paused"); err != nil {
-		return 0, nil, fmt.Errorf("Internal error while executing an action: %v", err)
+		return 0, nil, faultf("Internal error while executing an action: %v", err)
 	}
 	return noContent()
 }
@@ -595,17 +595,17 @@ func (d *Double) patchDrive(params map[string]string, body []byte) (int, []byte,
 	}
 	json.Unmarshal(body, &c)
 	if c.DriveID != params["drive_id"] {
-		return 0, nil, fmt.Errorf("The id from the path [%s] does not match the id from the body [%s]!", params["drive_id"], c.DriveID)
+		return 0, nil, faultf("The id from the path [%s] does not match the id from the body [%s]!", params["drive_id"], c.DriveID)
 	}
 	for _, dr := range d.vm.Drives {
 		if dr.DriveID == c.DriveID {
 			if c.PathOnHost != "" {
-				return 0, nil, errors.New("the Firecracker test double does not implement swapping a drive's backing file")
+				return 0, nil, faultf("the Firecracker test double does not implement swapping a drive's backing file")
 			}
 			return noContent()
 		}
 	}
-	return 0, nil, fmt.Errorf("Unable to patch the block device: Invalid block device ID: %s", c.DriveID)
+	return 0, nil, faultf("Unable to patch the block device: Invalid block device ID: %s", c.DriveID)
 }
 
 func (d *Double) patchIface(params map[string]string, body []byte) (int, []byte, error) {
@@ -614,14 +614,14 @@ func (d *Double) patchIface(params map[string]string, body []byte) (int, []byte,
 	}
 	json.Unmarshal(body, &c)
 	if c.IfaceID != params["iface_id"] {
-		return 0, nil, fmt.Errorf("The id from the path [%s] does not match the id from the body [%s]!", params["iface_id"], c.IfaceID)
+		return 0, nil, faultf("The id from the path [%s] does not match the id from the body [%s]!", params["iface_id"], c.IfaceID)
 	}
 	for _, o := range d.vm.Ifaces {
 		if o.IfaceID == c.IfaceID {
 			return noContent()
 		}
 	}
-	return 0, nil, fmt.Errorf("Unable to update the net device: Invalid network interface ID: %s", c.IfaceID)
+	return 0, nil, faultf("Unable to update the net device: Invalid network interface ID: %s", c.IfaceID)
 }
 
 func (d *Double) writeRecord(c Call) {
@@ -667,4 +667,18 @@ func osErr(err error) string {
 		msg += fmt.Sprintf(" (os error %d)", int(errno))
 	}
 	return msg
+}
+
+// fault is an error whose text is a Firecracker fault message, worded
+// (capitals, full stops) as Firecracker words it.
+type fault string
+
+func (f fault) Error() string { return string(f) }
+
+// faultf formats a fault message.
+func faultf(format string, args ...any) error {
+	if len(args) == 0 {
+		return fault(format)
+	}
+	return fault(fmt.Sprintf(format, args...))
 }
