@@ -391,6 +391,21 @@ func (d *Daemon) pickDriver(choice string) (string, error) {
 	return choice, nil
 }
 
+// driverInstalled refuses a driver whose program is not there, before a
+// create makes anything: `--vmm firecracker` without Firecracker.
+func (d *Daemon) driverInstalled(name string) error {
+	drv, err := d.driver(name)
+	if err != nil {
+		return err
+	}
+	if b, ok := drv.(interface{ BinaryPath() (string, error) }); ok {
+		if _, err := b.BinaryPath(); err != nil {
+			return errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("vmm %s: %v; install it, set firecracker_bin in %s, or use --vmm qemu", name, err, d.layout.ConfigFile))
+		}
+	}
+	return nil
+}
+
 func (d *Daemon) driver(name string) (vmm.Driver, error) {
 	drv, ok := d.drivers[name]
 	if !ok {

@@ -110,6 +110,9 @@ func (d *Daemon) resolveCreate(ctx context.Context, p api.VMCreateParams) (creat
 	if req.driver, err = d.pickDriver(p.VMM); err != nil {
 		return createRequest{}, err
 	}
+	if err := d.driverInstalled(req.driver); err != nil {
+		return createRequest{}, err
+	}
 
 	imageRef := p.Image
 	if imageRef == "" {

@@ -51,6 +51,9 @@ func testCreateFailuresLeaveNothing(t *testing.T, drv string) {
 	if r := e.banger("vm", "create", "--memory", "lots"); r.code != 1 || !strings.Contains(r.stderr, `--memory "lots"`) {
 		t.Errorf("bad memory: %d %s", r.code, r.stderr)
 	}
+	if r := e.banger("vm", "create", "--vmm", "firecrackr"); r.code != 1 || !strings.Contains(r.stderr, `--vmm "firecrackr": this bangerd has "firecracker" and "qemu"`) {
+		t.Errorf("misspelled --vmm: %d %s", r.code, r.stderr)
+	}
 
 	// An image whose kernel is gone: registered, then the kernel removed.
 	dir := t.TempDir()
