@@ -56,10 +56,11 @@ func (d *Daemon) lockVM(id string) func() {
 }
 
 // bootVM takes a tap, enables NAT when asked, starts the VMM and waits
-// for the guest's SSH server. Each handle is recorded (row and
+// for the guest's SSH server. Each afterStart runs in the background once
+// the VMM runs. Each handle is recorded (row and
 // handles.json) before the next thing is made; on failure everything
 // made here is released again and the error says where to look.
-func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (model.VMRecord, error) {
+func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress, afterStart ...func()) (model.VMRecord, error) {
 	driver, err := d.driver(vm.Runtime.VMM)
 	if err != nil {
 		return vm, err
@@ -167,6 +168,9 @@ func (d *Daemon) bootVM(ctx context.Context, vm model.VMRecord, rep progress) (m
 		return fail(err)
 	}
 	d.startMonitor(vm, h)
+	for _, f := range afterStart {
+		go f()
+	}
 	rep.Detail(fmt.Sprintf("%s pid %d", driver.Name(), handle.PID), -1)
 
 	rep.Stage(stageWaitSSH)

@@ -250,24 +250,25 @@ func (d *Daemon) createVM(ctx context.Context, r *operation.Reporter, req create
 	if err != nil {
 		return res, op.fail(err)
 	}
-	// Only now: the work disk's fsyncs (mkfs makes some) would otherwise
-	// wait behind the overlay's flush.
-	go persistOverlay()
 	for _, w := range warnings {
 		rep.Detail("warning: "+w, -1)
 		op.stage("work disk warning", "warning", w)
 	}
 
+	// The overlay's flush is started only once the work disk is made and,
+	// for a VM that boots, its VMM runs: the fsyncs before those points
+	// (mkfs's own, QEMU's start) would otherwise wait behind it.
 	if req.noStart {
 		vm.Runtime.LastError = ""
 		vm.UpdatedAt = model.Now()
 		if err := d.store.UpdateVM(ctx, vm); err != nil {
 			return res, op.fail(err)
 		}
+		go persistOverlay()
 		op.done()
 		return d.vmDetail(ctx, vm)
 	}
-	if vm, err = d.bootVM(ctx, vm, rep); err != nil {
+	if vm, err = d.bootVM(ctx, vm, rep, persistOverlay); err != nil {
 		return res, op.fail(err)
 	}
 	op.done()

@@ -156,18 +156,7 @@ func instanceStartAfter(b *testing.B, record string, t0 time.Time) time.Time {
 // disks and on a tap of the raw run's own in the namespace (not on the
 // bridge: the guest is killed as soon as it starts).
 func rawFirecrackerSpec(b *testing.B, e *vmEnv, det api.VMDetail) vmm.Spec {
-	dir, err := os.MkdirTemp("", "bcp")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	for _, f := range []string{det.Runtime.SystemOverlay, det.Runtime.WorkDiskPath} {
-		if out, err := exec.Command("cp", "--sparse=always", f, dir).CombinedOutput(); err != nil {
-			b.Fatalf("%v %s", err, out)
-		}
-	}
-	e.ns.Run(b, "ip", "tuntap", "add", "dev", "rawtap0", "mode", "tap", "user", fmt.Sprint(os.Getuid()))
-	e.ns.Run(b, "ip", "link", "set", "rawtap0", "up")
+	dir := rawCopies(b, e, det, "bcp")
 	var img struct {
 		KernelPath string `json:"kernel_path"`
 		InitrdPath string `json:"initrd_path"`
@@ -285,18 +274,7 @@ type rawQEMU struct {
 // killed as soon as it starts), and a QMP socket QEMU listens on by
 // path, as a minimal client would have it.
 func rawQEMUArgv(b *testing.B, e *vmEnv, det api.VMDetail, argv []string) rawQEMU {
-	dir, err := os.MkdirTemp("", "bcq")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	for _, f := range []string{det.Runtime.SystemOverlay, det.Runtime.WorkDiskPath} {
-		if out, err := exec.Command("cp", "--sparse=always", f, dir).CombinedOutput(); err != nil {
-			b.Fatalf("%v %s", err, out)
-		}
-	}
-	e.ns.Run(b, "ip", "tuntap", "add", "dev", "rawtap0", "mode", "tap", "user", fmt.Sprint(os.Getuid()))
-	e.ns.Run(b, "ip", "link", "set", "rawtap0", "up")
+	dir := rawCopies(b, e, det, "bcq")
 	r := rawQEMU{qmp: filepath.Join(dir, "qmp.sock")}
 	for _, a := range argv {
 		a = strings.ReplaceAll(a, det.Runtime.VMDir, dir)
@@ -353,4 +331,24 @@ func minimalQEMUStart(b *testing.B, e *vmEnv, r rawQEMU) *exec.Cmd {
 		b.Fatalf("query-status: %s", st)
 	}
 	return cmd
+}
+
+// rawCopies is a directory (removed at cleanup) holding copies of the
+// VM's system overlay and work disk, and a tap rawtap0 of the raw run's
+// own in the namespace, on no bridge: a raw run's guest is killed as
+// soon as it starts.
+func rawCopies(b *testing.B, e *vmEnv, det api.VMDetail, prefix string) string {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	for _, f := range []string{det.Runtime.SystemOverlay, det.Runtime.WorkDiskPath} {
+		if out, err := exec.Command("cp", "--sparse=always", f, dir).CombinedOutput(); err != nil {
+			b.Fatalf("%v %s", err, out)
+		}
+	}
+	e.ns.Run(b, "ip", "tuntap", "add", "dev", "rawtap0", "mode", "tap", "user", fmt.Sprint(os.Getuid()))
+	e.ns.Run(b, "ip", "link", "set", "rawtap0", "up")
+	return dir
 }

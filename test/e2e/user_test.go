@@ -69,8 +69,14 @@ type result struct {
 // banger runs the CLI and returns what it printed and its exit status.
 func (u *user) banger(args ...string) result {
 	u.t.Helper()
-	cmd := exec.Command(filepath.Join(u.bin, "banger"), args...)
-	cmd.Env = u.env
+	return runCLI(u.t, exec.Command(filepath.Join(u.bin, "banger"), args...), u.env, args)
+}
+
+// runCLI runs cmd, a banger command line (args are its arguments, for
+// the message), with env; a non-zero exit is a result, not a failure.
+func runCLI(t testing.TB, cmd *exec.Cmd, env, args []string) result {
+	t.Helper()
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -78,7 +84,7 @@ func (u *user) banger(args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		u.t.Fatalf("banger %v: %v", args, err)
+		t.Fatalf("banger %v: %v", args, err)
 	}
 	return r
 }

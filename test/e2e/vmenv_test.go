@@ -174,17 +174,7 @@ func (e *vmEnv) banger(args ...string) result {
 		cmd = e.ns.Cmd("setpriv", append([]string{"--reuid", fmt.Sprint(e.uid), "--regid", fmt.Sprint(e.uid), "--clear-groups",
 			filepath.Join(e.bin, "banger")}, args...)...)
 	}
-	cmd.Env = e.env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("banger %v: %v", args, err)
-	}
-	return r
+	return runCLI(e.t, cmd, e.env, args)
 }
 
 // direct runs the CLI as a user at a shell would: no namespace wrapper
@@ -192,18 +182,7 @@ func (e *vmEnv) banger(args ...string) result {
 // started outside the namespace would start one outside it.
 func (e *vmEnv) direct(args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(filepath.Join(e.bin, "banger"), args...)
-	cmd.Env = e.env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("banger %v: %v", args, err)
-	}
-	return r
+	return e.user.banger(args...)
 }
 
 func (e *vmEnv) must(args ...string) result {
