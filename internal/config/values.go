@@ -323,3 +323,17 @@ func checkPathString(s string) error {
 	}
 	return nil
 }
+
+// BridgePrefix is the bridge's address with its prefix length, as
+// bridge_ip and cidr say: the network guests get addresses from.
+func BridgePrefix(cfg model.DaemonConfig) (netip.Prefix, error) {
+	addr, err := netip.ParseAddr(cfg.BridgeIP)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bridge_ip %q: %w", cfg.BridgeIP, err)
+	}
+	bits, err := strconv.Atoi(strings.TrimPrefix(cfg.CIDR, "/"))
+	if err != nil || bits < 0 || bits > 32 {
+		return netip.Prefix{}, fmt.Errorf("cidr %q is not a prefix length", cfg.CIDR)
+	}
+	return netip.PrefixFrom(addr, bits), nil
+}

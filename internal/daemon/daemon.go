@@ -1,7 +1,10 @@
-// Package daemon is bangerd, the per-user daemon: it owns the store, the
-// daemon socket and, as banger grows, the VM and image directories, the
-// VMM processes and the background loops. This file is its one wiring
-// point; the RPC methods live in files named for what they serve.
+// Package daemon is bangerd, the per-user daemon, as a composition root:
+// Run opens the store, builds the services (VMs, images, host checks)
+// from their dependencies in one visible order, and serves their methods
+// on the daemon socket. The work is the services'; what lives here is
+// the wiring, the RPC handlers that turn wire parameters into service
+// calls, and the daemon's own methods (ping, status, shutdown,
+// operations).
 package daemon
 
 import (
@@ -11,16 +14,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
-	"banger/internal/api"
 	"banger/internal/buildinfo"
+	"banger/internal/doctor"
 	"banger/internal/errdefs"
-	"banger/internal/guest"
-	"banger/internal/helperapi"
-	"banger/internal/imagebuild"
+	"banger/internal/helperclient"
+	"banger/internal/images"
 	"banger/internal/lockfile"
 	"banger/internal/model"
 	"banger/internal/operation"
@@ -28,11 +28,16 @@ import (
 	"banger/internal/rpc"
 	"banger/internal/store"
 	"banger/internal/tappool"
-	"banger/internal/vmm"
+	"banger/internal/vms"
 )
 
-// The helper client is what the tap pool creates and deletes taps with.
-var _ tappool.Allocator = helperapi.Client{}
+// The helper client is what the tap pool creates and deletes taps with,
+// and what the VM service asks for NAT and overlays.
+var (
+	_ tappool.Allocator = helperclient.Client{}
+	_ vms.Helper        = helperclient.Client{}
+	_ vms.Taps          = (*tappool.Pool)(nil)
+)
 
 // Daemon is one running bangerd.
 type Daemon struct {
@@ -45,34 +50,13 @@ type Daemon struct {
 	ownerUID    uint32
 	started     time.Time
 
-	// helper is banger-helper, for what needs root; tapPool keeps taps
-	// made by it ready for VM starts.
-	helper  helperapi.Client
+	helper  helperclient.Client
 	tapPool *tappool.Pool
-
-	// ops runs asynchronous operations (image builds, VM creates);
-	// builder makes images.
 	ops     *operation.Registry
-	builder *imagebuild.Builder
 
-	// VMs: the drivers this daemon has and the one "auto" means;
-	// whether the VMs directory clones files (FICLONE) and, asked of the
-	// helper now and then, whether dm-snapshot works; banger's
-	// known_hosts.
-	drivers     map[string]vmm.Driver
-	autoDriver  string
-	autoReason  string
-	reflinkOK   bool
-	dmMu        sync.Mutex
-	dmOK        bool
-	dmCheckedAt time.Time
-	knownHosts  *knownHosts
-	allocMu     sync.Mutex // serialises address and name allocation
-	vmLocks     sync.Map   // vm id → *sync.Mutex
-	monitorMu   sync.Mutex
-	monitors    map[string]context.CancelFunc // vm id → stop watching its VMM
-	// bgCtx is the daemon's lifetime, for work no request owns.
-	bgCtx context.Context
+	vms    *vms.Service
+	images *images.Service
+	doctor *doctor.Service
 
 	// shutdown ends Serve; daemon.shutdown calls it after answering.
 	shutdown context.CancelFunc
@@ -115,32 +99,27 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer st.Close()
-
 	ln, err := listenSocket(layout.SocketPath)
 	if err != nil {
 		return err
 	}
-	d := &Daemon{
-		layout:      layout,
-		cfg:         opts.Config,
-		configFound: opts.ConfigFound,
-		logLevel:    opts.LogLevel,
-		logger:      opts.Logger,
-		store:       st,
-		ownerUID:    uint32(os.Getuid()),
-		helper:      helperapi.Client{Socket: opts.Config.HelperSocket},
-		started:     time.Now(),
-	}
-	d.tapPool = tappool.New(d.helper, opts.Config.TapPoolSize, opts.Logger)
-	d.ops = operation.NewRegistry(st, opts.Logger)
-	d.builder = &imagebuild.Builder{
-		ImagesDir: layout.ImagesDir,
-		CacheDir:  filepath.Join(layout.CacheDir, "apt-archives"),
-		Guest:     imagebuild.Guest{Binary: guestBinary(), Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
-	}
-	d.initVMs(ctx)
+
+	d := build(ctx, opts, st)
 	d.recover(ctx)
-	d.recoverVMs(ctx)
+	d.logStarted()
+	// In the background: the daemon serves whether or not the helper
+	// answers. After serving, the pool's ready taps are released.
+	stopTapPool := d.tapPool.Run(ctx, d.freeTaps)
+	err = d.Serve(ctx, ln)
+	d.stopOperations()
+	// VMs keep running: the next bangerd adopts them.
+	d.vms.Close()
+	stopTapPool()
+	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
+	return err
+}
+
+func (d *Daemon) logStarted() {
 	d.logger.Info("daemon started",
 		"pid", os.Getpid(),
 		"version", buildinfo.Version(),
@@ -151,17 +130,7 @@ func Run(ctx context.Context, opts Options) error {
 		"config_found", d.configFound,
 		"log_level", d.logLevel,
 		"helper_socket", d.helper.Socket,
-		"tap_pool_size", opts.Config.TapPoolSize)
-	// In the background: the daemon serves whether or not the helper
-	// answers. After serving, the pool's ready taps are released.
-	stopTapPool := d.startTapPool(ctx)
-	err = d.Serve(ctx, ln)
-	d.stopOperations()
-	// VMs keep running: the next bangerd adopts them.
-	d.stopAllMonitors()
-	stopTapPool()
-	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
-	return err
+		"tap_pool_size", d.cfg.TapPoolSize)
 }
 
 // listenSocket binds the daemon socket. The caller holds the daemon lock,
@@ -203,37 +172,6 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		Observe:   d.observeRPC,
 	}
 	return srv.Serve(ctx, ln)
-}
-
-func (d *Daemon) methods() map[string]rpc.Handler {
-	return map[string]rpc.Handler{
-		api.MethodDaemonPing:     rpc.Typed(d.ping),
-		api.MethodDaemonStatus:   rpc.Typed(d.status),
-		api.MethodDaemonShutdown: rpc.Typed(d.shutdownDaemon),
-		api.MethodDaemonDoctor:   rpc.Typed(d.doctor),
-
-		api.MethodOperationStatus: rpc.Typed(d.operationStatus),
-		api.MethodOperationCancel: rpc.Typed(d.operationCancel),
-
-		api.MethodImageBuildBegin:  rpc.Typed(d.imageBuildBegin),
-		api.MethodImageBuildStatus: rpc.Typed(d.operationStatus),
-		api.MethodImageRegister:    rpc.Typed(d.imageRegister),
-		api.MethodImageList:        rpc.Typed(d.imageList),
-		api.MethodImageShow:        rpc.Typed(d.imageShow),
-		api.MethodImageRemove:      rpc.Typed(d.imageRemove),
-
-		api.MethodVMCreateBegin:  rpc.Typed(d.vmCreateBegin),
-		api.MethodVMCreateStatus: rpc.Typed(d.operationStatus),
-		api.MethodVMStart:        rpc.Typed(d.vmStart),
-		api.MethodVMStop:         rpc.Typed(d.vmStop),
-		api.MethodVMRestart:      rpc.Typed(d.vmRestart),
-		api.MethodVMRemove:       rpc.Typed(d.vmRemove),
-		api.MethodVMList:         rpc.Typed(d.vmList),
-		api.MethodVMShow:         rpc.Typed(d.vmShow),
-		api.MethodVMSet:          rpc.Typed(d.vmSet),
-		api.MethodVMTouch:        rpc.Typed(d.vmTouch),
-		api.MethodVMSSHInfo:      rpc.Typed(d.vmSSHInfo),
-	}
 }
 
 // authorize admits only the user the daemon runs as. The socket's

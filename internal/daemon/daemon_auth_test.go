@@ -50,7 +50,7 @@ var opIDRE = regexp.MustCompile(`^op-[0-9a-f]{12}$`)
 
 // serveDaemon runs a Daemon (without store) on a socket in dir and returns
 // the socket path.
-func serveDaemon(t *testing.T, d *Daemon, dir string) string {
+func serveDaemon(t testing.TB, d *Daemon, dir string) string {
 	t.Helper()
 	sock := filepath.Join(dir, "bangerd.sock")
 	ln, err := net.Listen("unix", sock)

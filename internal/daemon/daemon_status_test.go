@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/doctor"
 	"banger/internal/helperapi"
+	"banger/internal/helperclient"
+	"banger/internal/opid"
 	"banger/internal/rpc"
 	"banger/internal/tappool"
 )
@@ -19,7 +22,7 @@ import (
 // newStatusDaemon is a Daemon (without store) that knows its helper and
 // has a tap pool of size 2 that nothing refills.
 func newStatusDaemon(helperSocket string) *Daemon {
-	helper := helperapi.Client{Socket: helperSocket}
+	helper := helperclient.Client{Socket: helperSocket}
 	return &Daemon{
 		logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		ownerUID: uint32(os.Getuid()),
@@ -38,7 +41,7 @@ func TestStatusReportsUnreachableHelper(t *testing.T) {
 	if err := rpc.Call(context.Background(), sock, api.MethodDaemonStatus, nil, &res); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > helperStatusTimeout {
+	if took := time.Since(start); took > doctor.HelperTimeout {
 		t.Errorf("daemon.status took %s with no helper listening", took)
 	}
 	if res.PID != os.Getpid() || res.ProtocolVersion != 1 || res.LogLevel != "info" {
@@ -73,7 +76,7 @@ func TestStatusReportsHungHelper(t *testing.T) {
 	if err := rpc.Call(context.Background(), sock, api.MethodDaemonStatus, nil, &res); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > helperStatusTimeout+time.Second {
+	if took := time.Since(start); took > doctor.HelperTimeout+time.Second {
 		t.Errorf("daemon.status took %s with a hung helper", took)
 	}
 	if res.Helper.Reachable || !strings.Contains(res.Helper.Error, "deadline exceeded") {
@@ -86,7 +89,7 @@ func TestStatusReportsReachableHelper(t *testing.T) {
 	helper.serve(t)
 	sock := serveDaemon(t, newStatusDaemon(helper.socket), t.TempDir())
 
-	ctx := rpc.WithOpID(context.Background(), "op-00000000cafe")
+	ctx := opid.With(context.Background(), "op-00000000cafe")
 	var res api.StatusResult
 	if err := rpc.Call(ctx, sock, api.MethodDaemonStatus, nil, &res); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"banger/internal/errdefs"
 	"banger/internal/helperapi"
+	"banger/internal/opid"
 	"banger/internal/rpc"
 )
 
@@ -59,7 +60,7 @@ func (h *fakeHelper) serve(t *testing.T) {
 }
 
 func (h *fakeHelper) record(ctx context.Context, method string) {
-	h.opIDs[method] = append(h.opIDs[method], rpc.OpIDFromContext(ctx))
+	h.opIDs[method] = append(h.opIDs[method], opid.From(ctx))
 }
 
 func (h *fakeHelper) status(ctx context.Context, _ rpc.NoParams) (helperapi.StatusResult, error) {

@@ -2,45 +2,26 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"banger/internal/buildinfo"
+	"banger/internal/cmdmain"
 	"banger/internal/config"
+	"banger/internal/oplog"
 	"banger/internal/paths"
 )
+
+const usage = "usage: bangerd [--config PATH]\n\nbangerd is banger's per-user daemon; the banger CLI starts it on demand.\n\n"
 
 // Main is bangerd's entry point: it parses args, loads the config and
 // runs the daemon until SIGTERM or SIGINT. It returns the exit status.
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bangerd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmdmain.NewFlags("bangerd", usage, stderr)
 	configPath := fs.String("config", "", "config file (default $BANGER_CONFIG or $XDG_CONFIG_HOME/banger/config.toml)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: bangerd [--config PATH]\n\nbangerd is banger's per-user daemon; the banger CLI starts it on demand.\n\n")
-		fs.PrintDefaults()
+	if code, exit := fs.Parse(args); exit {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bangerd: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if *showVersion {
-		fmt.Fprintf(stderr, "bangerd %s (protocol %d)\n", buildinfo.Version(), buildinfo.ProtocolVersion)
-		return 0
-	}
-
 	if err := run(ctx, *configPath, stderr); err != nil {
 		fmt.Fprintf(stderr, "bangerd: %v\n", err)
 		return 1
@@ -62,11 +43,11 @@ func run(ctx context.Context, configPath string, stderr io.Writer) error {
 		return err
 	}
 	_, statErr := os.Stat(layout.ConfigFile)
-	logger, level, err := newDaemonLogger(stderr, cfg.LogLevel)
+	logger, level, err := oplog.NewLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return fmt.Errorf("config %s: log_level: %w", layout.ConfigFile, err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := cmdmain.SignalContext(ctx)
 	defer stop()
 	return Run(ctx, Options{
 		Layout:      layout,

@@ -174,3 +174,17 @@ func CreateSparse(path string, size int64) error {
 	}
 	return f.Close()
 }
+
+// ChooseOverlayStrategy is how a VM's system overlay is made on this
+// host, best first: a dm-snapshot when banger-helper can build one
+// (helperDM), else a reflink when the VMs directory supports FICLONE,
+// else a sparse copy.
+func ChooseOverlayStrategy(helperDM, reflink bool) OverlayStrategy {
+	switch {
+	case helperDM:
+		return OverlayDMSnapshot
+	case reflink:
+		return OverlayReflink
+	}
+	return OverlayCopy
+}

@@ -275,3 +275,20 @@ func TestCreateSparse(t *testing.T) {
 		t.Fatal("a size of 1000 bytes was accepted")
 	}
 }
+
+func TestChooseOverlayStrategy(t *testing.T) {
+	tests := []struct {
+		helperDM, reflink bool
+		want              OverlayStrategy
+	}{
+		{true, true, OverlayDMSnapshot},
+		{true, false, OverlayDMSnapshot},
+		{false, true, OverlayReflink},
+		{false, false, OverlayCopy},
+	}
+	for _, tt := range tests {
+		if got := ChooseOverlayStrategy(tt.helperDM, tt.reflink); got != tt.want {
+			t.Errorf("ChooseOverlayStrategy(helperDM=%v, reflink=%v) = %q, want %q", tt.helperDM, tt.reflink, got, tt.want)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		runInit(args[2:])
 	case "unit":
-		fmt.Fprint(stdout, Unit)
+		fmt.Fprint(stdout, guestapi.Unit)
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

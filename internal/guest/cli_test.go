@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"banger/internal/guestapi"
 	"bytes"
 	"errors"
 	"os"
@@ -17,7 +18,7 @@ func TestCLI(t *testing.T) {
 		stdout    string
 		stderrHas string
 	}{
-		{"unit", []string{"banger-guest", "unit"}, 0, Unit, ""},
+		{"unit", []string{"banger-guest", "unit"}, 0, guestapi.Unit, ""},
 		{"help", []string{"banger-guest", "help"}, 0, usage, ""},
 		{"no command", []string{"banger-guest"}, 2, "", "usage: banger-guest"},
 		{"unknown", []string{"banger-guest", "boot"}, 2, "", `unknown command "boot"`},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"banger/internal/helperapi"
+	"banger/internal/helperclient"
 	"banger/internal/hostnet"
 	"banger/internal/tappool"
 	"banger/internal/testutil/netns"
@@ -24,7 +25,7 @@ func BenchmarkTapCreateDelete(b *testing.B) {
 	if err := h.call("op-0000000bench", helperapi.MethodBridgeEnsure, nil, nil); err != nil {
 		b.Fatal(err)
 	}
-	client := helperapi.Client{Socket: h.socket}
+	client := helperclient.Client{Socket: h.socket}
 
 	b.Run("helper", func(b *testing.B) {
 		ctx := context.Background()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"banger/internal/opid"
 	"banger/internal/rpc"
 	"banger/internal/testutil/netns"
 )
@@ -209,7 +210,7 @@ func (h *helperProc) log() string {
 
 // call makes a request as root (the test's uid) under opID.
 func (h *helperProc) call(opID, method string, params, result any) error {
-	ctx, cancel := context.WithTimeout(rpc.WithOpID(context.Background(), opID), 20*time.Second)
+	ctx, cancel := context.WithTimeout(opid.With(context.Background(), opID), 20*time.Second)
 	defer cancel()
 	return rpc.Call(ctx, h.socket, method, params, result)
 }

@@ -14,14 +14,12 @@ package helper
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +27,7 @@ import (
 	"syscall"
 
 	"banger/internal/buildinfo"
+	"banger/internal/cmdmain"
 	"banger/internal/helperapi"
 	"banger/internal/hostnet"
 	"banger/internal/rpc"
@@ -79,27 +78,14 @@ func (u *uidList) Set(s string) error {
 
 // Main is banger-helper's entry point. It returns the exit status.
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("banger-helper", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cmdmain.NewFlags("banger-helper", "", stderr)
 	configPath := fs.String("config", helperapi.DefaultConfigPath, "helper config file")
 	socketPath := fs.String("socket", helperapi.DefaultSocketPath, "socket to listen on")
 	statePath := fs.String("state", helperapi.DefaultStatePath, "where the helper records what it made for whom")
 	var extraUIDs uidList
 	fs.Var(&extraUIDs, "allow-uid", "allow this uid with the default bridge, instead of a config file (repeatable; for tests)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "banger-helper: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if *showVersion {
-		fmt.Fprintf(stderr, "banger-helper %s (protocol %d)\n", buildinfo.Version(), buildinfo.ProtocolVersion)
-		return 0
+	if code, exit := fs.Parse(args); exit {
+		return code
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	fail := func(err error) int {
@@ -108,9 +94,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 
 	cfg := helperapi.DefaultConfig()
-	configGiven := false
-	fs.Visit(func(f *flag.Flag) { configGiven = configGiven || f.Name == "config" })
-	if len(extraUIDs) == 0 || configGiven {
+	if len(extraUIDs) == 0 || fs.Given("config") {
 		if err := checkRootOwned(*configPath, false); err != nil {
 			return fail(err)
 		}
@@ -129,7 +113,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	h.crashAt = os.Getenv("BANGER_HELPER_FAILPOINT")
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := cmdmain.SignalContext(ctx)
 	defer stop()
 	if err := h.ListenAndServe(ctx, *socketPath); err != nil {
 		return fail(err)

@@ -13,6 +13,7 @@ import (
 
 	"banger/internal/errdefs"
 	"banger/internal/helperapi"
+	"banger/internal/helperclient"
 	"banger/internal/hostdisk"
 	"banger/internal/rpc"
 )
@@ -20,7 +21,7 @@ import (
 // serveMethods serves a helper's methods on a fresh socket without
 // reconciling the host (overlay checks touch no network) and returns a
 // client for it.
-func serveMethods(t *testing.T) (*Helper, helperapi.Client) {
+func serveMethods(t *testing.T) (*Helper, helperclient.Client) {
 	t.Helper()
 	cfg := helperapi.DefaultConfig()
 	cfg.AllowedUIDs = []uint32{uint32(os.Getuid())}
@@ -46,7 +47,7 @@ func serveMethods(t *testing.T) (*Helper, helperapi.Client) {
 		close(done)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return h, helperapi.Client{Socket: sock}
+	return h, helperclient.Client{Socket: sock}
 }
 
 func diskFile(t *testing.T, dir, name string, size int64, flag int) *os.File {

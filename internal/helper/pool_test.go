@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"banger/internal/helperapi"
+	"banger/internal/helperclient"
 	"banger/internal/tappool"
 	"banger/internal/testutil/netns"
 )
@@ -34,7 +35,7 @@ func TestTapPoolWithRealHelper(t *testing.T) {
 	ns := netns.New(t)
 	h := newHelperDir(t, ns, 0)
 	h.start()
-	pool := tappool.New(helperapi.Client{Socket: h.socket}, 3, nil)
+	pool := tappool.New(helperclient.Client{Socket: h.socket}, 3, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go pool.Start(ctx)

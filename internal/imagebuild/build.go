@@ -51,6 +51,13 @@ type Guest struct {
 	Mask       []string // units masked for a fast microVM boot
 }
 
+// BangerGuest is the guest every banger image gets: banger-guest at
+// binary on the host, its unit, enabled, and the units masked for a fast
+// microVM boot.
+func BangerGuest(binary string) Guest {
+	return Guest{Binary: binary, Unit: guestapi.Unit, EnableLink: guestapi.UnitEnableLink, Mask: guestapi.MaskedUnitNames()}
+}
+
 // Builder builds images into a directory.
 type Builder struct {
 	ImagesDir string // artifacts go in ImagesDir/<id>; builds work in ImagesDir/.build-<id>

@@ -41,7 +41,7 @@ func ParseSize(raw string) (int64, error) {
 	}
 	value, err := strconv.ParseInt(number, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("parse size %q: %w", raw, err)
+		return 0, fmt.Errorf("parse size %q: %q is not a whole number", raw, number)
 	}
 	if value <= 0 {
 		return 0, fmt.Errorf("size must be positive: %q", raw)
@@ -68,4 +68,49 @@ func FormatSizeBytes(bytes int64) string {
 	default:
 		return strconv.FormatInt(bytes, 10)
 	}
+}
+
+// Bounds on what a VM may be given. Config, create and set check
+// against these, so the three agree.
+const (
+	MinVCPUCount         = 1
+	MaxVCPUCount         = 32
+	MinMemoryMiB         = 128 // a Debian guest with systemd needs that
+	MaxMemoryMiB         = 1024 * 1024
+	MinWorkDiskSizeBytes = 64 * mib
+)
+
+// SizeSyntax is what a size error tells the user is accepted.
+const SizeSyntax = "a whole number with an optional K, M or G suffix, e.g. 512M, 8G or 1536M (a bare number is MiB)"
+
+// ParseMemoryMiB reads a memory size as ParseSize does (a bare number is
+// MiB) and returns whole MiB.
+func ParseMemoryMiB(raw string) (int, error) {
+	n, err := ParseSize(raw)
+	if err != nil {
+		return 0, err
+	}
+	if n%mib != 0 {
+		return 0, errors.New("memory must be a whole number of MiB, e.g. 1536M")
+	}
+	return int(n / mib), nil
+}
+
+// CheckVCPUCount checks an explicit vCPU count.
+func CheckVCPUCount(n int) error {
+	if n < MinVCPUCount || n > MaxVCPUCount {
+		return fmt.Errorf("%d is outside %d..%d", n, MinVCPUCount, MaxVCPUCount)
+	}
+	return nil
+}
+
+// CheckMemoryMiB checks an explicit memory size.
+func CheckMemoryMiB(n int) error {
+	switch {
+	case n < MinMemoryMiB:
+		return fmt.Errorf("%s is too little: at least %dM (a Debian guest with systemd needs that)", FormatSizeBytes(int64(n)*mib), MinMemoryMiB)
+	case n > MaxMemoryMiB:
+		return fmt.Errorf("%s is more than %s", FormatSizeBytes(int64(n)*mib), FormatSizeBytes(MaxMemoryMiB*mib))
+	}
+	return nil
 }

@@ -20,7 +20,8 @@ import (
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/model"
-	"banger/internal/rpc"
+	"banger/internal/opid"
+	"banger/internal/oplog"
 )
 
 // Store persists operation records.
@@ -76,12 +77,9 @@ func NewRegistry(store Store, logger *slog.Logger) *Registry {
 // under a context that the caller's cancellation does not reach — only
 // Cancel and Shutdown stop it — carrying the same op id.
 func (r *Registry) Begin(ctx context.Context, kind, target string, stages []string, fn Func) (model.Operation, error) {
-	id := rpc.OpIDFromContext(ctx)
+	id := opid.From(ctx)
 	if id == "" {
-		var err error
-		if id, err = model.NewOpID(); err != nil {
-			return model.Operation{}, err
-		}
+		id = opid.New()
 	}
 	now := time.Now().UTC()
 	o := &op{
@@ -91,7 +89,7 @@ func (r *Registry) Begin(ctx context.Context, kind, target string, stages []stri
 		changed:  make(chan struct{}),
 	}
 	// The cancel func exists before anyone can find the operation.
-	runCtx, cancel := context.WithCancel(rpc.WithOpID(context.WithoutCancel(ctx), id))
+	runCtx, cancel := context.WithCancel(opid.With(context.WithoutCancel(ctx), id))
 	o.cancel = cancel
 	r.mu.Lock()
 	if _, dup := r.ops[id]; dup {
@@ -144,15 +142,14 @@ func (r *Registry) finish(o *op, result any, err error, cancelled bool) {
 			rec.Result = raw
 		} else {
 			rec.State = model.OperationFailed
-			rec.ErrorCode, rec.ErrorMessage = string(rpc.CodeInternal), "encode result: "+merr.Error()
+			rec.ErrorCode, rec.ErrorMessage = string(errdefs.CodeInternal), "encode result: "+merr.Error()
 		}
 	case cancelled:
 		rec.State = model.OperationCancelled
-		rec.ErrorCode, rec.ErrorMessage = string(rpc.CodeUnavailable), "cancelled: "+err.Error()
+		rec.ErrorCode, rec.ErrorMessage = string(errdefs.CodeUnavailable), "cancelled: "+err.Error()
 	default:
-		e := rpc.AsErrorResponse(err, rec.ID)
 		rec.State = model.OperationFailed
-		rec.ErrorCode, rec.ErrorMessage = string(e.Code), e.Message
+		rec.ErrorCode, rec.ErrorMessage = string(errdefs.CodeOf(err)), opid.TrimSuffix(err.Error(), rec.ID)
 	}
 	rec.UpdatedAt = now
 	// Persist before anyone can see the end, so a client that saw it
@@ -177,7 +174,7 @@ func (r *Registry) persist(rec model.Operation) {
 	ctx, cancel := context.WithTimeout(context.Background(), persistWait)
 	defer cancel()
 	if err := r.store.PutOperation(ctx, rec); err != nil {
-		r.logger.Warn("operation record not saved", "op_id", rec.ID, "error", err.Error())
+		r.logger.WarnContext(opid.With(ctx, rec.ID), "operation record not saved", "error", err.Error())
 	}
 }
 
@@ -373,4 +370,17 @@ func (p *Reporter) Detail(msg string, frac float64) {
 		o.frac = frac
 	}
 	r.addEventLocked(o, api.EventDetail, msg)
+}
+
+// Logged is a Reporter whose stages also go to an operation's log, so
+// the daemon's journal shows what the client's progress shows.
+type Logged struct {
+	*Reporter
+	Log *oplog.Log
+}
+
+// Stage marks the stage on the reporter and logs it.
+func (l Logged) Stage(name string) {
+	l.Reporter.Stage(name)
+	l.Log.Stage(name)
 }

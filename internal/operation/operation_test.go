@@ -12,6 +12,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/model"
+	"banger/internal/opid"
 	"banger/internal/rpc"
 )
 
@@ -46,9 +47,9 @@ func TestOperationRunsUnderTheBeginningOpID(t *testing.T) {
 	st := newMemStore()
 	reg := NewRegistry(st, nil)
 	step := make(chan struct{})
-	ctx, cancelReq := context.WithCancel(rpc.WithOpID(context.Background(), "op-aaaaaaaaaaaa"))
+	ctx, cancelReq := context.WithCancel(opid.With(context.Background(), "op-aaaaaaaaaaaa"))
 	rec, err := reg.Begin(ctx, "image.build", "default", []string{"one", "two"}, func(ctx context.Context, r *Reporter) (any, error) {
-		if got := rpc.OpIDFromContext(ctx); got != "op-aaaaaaaaaaaa" {
+		if got := opid.From(ctx); got != "op-aaaaaaaaaaaa" {
 			return nil, fmt.Errorf("work ran under op id %q", got)
 		}
 		r.Stage("one")

@@ -2,8 +2,8 @@ package rpc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	fastjson "github.com/segmentio/encoding/json"
+
 	"banger/internal/buildinfo"
+	"banger/internal/opid"
 )
 
 // DefaultCallTimeout bounds a call whose context has no deadline.
@@ -52,9 +55,9 @@ func call(ctx context.Context, socketPath, method string, params, result any, fi
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
-	req := Request{Version: buildinfo.ProtocolVersion, Method: method, OpID: OpIDFromContext(ctx)}
+	req := Request{Version: buildinfo.ProtocolVersion, Method: method, OpID: opid.From(ctx)}
 	if params != nil {
-		raw, err := json.Marshal(params)
+		raw, err := fastjson.Marshal(params)
 		if err != nil {
 			return fmt.Errorf("encode %s params: %w", method, err)
 		}
@@ -81,14 +84,20 @@ func call(ctx context.Context, socketPath, method string, params, result any, fi
 		return fmt.Errorf("%s: read response: %w", method, err)
 	}
 	var resp Response
-	if err := json.Unmarshal(frame, &resp); err != nil {
+	// The frame is this call's own and never reused: the result and its
+	// strings may point into it rather than be copied out.
+	rest, err := fastjson.Parse(frame, &resp, fastjson.ZeroCopy)
+	if err == nil && len(bytes.TrimSpace(rest)) > 0 {
+		err = errors.New("trailing data after the JSON value")
+	}
+	if err != nil {
 		return fmt.Errorf("%s: malformed response: %w", method, err)
 	}
 	if resp.Error != nil {
 		return resp.Error
 	}
 	if result != nil && len(resp.Result) > 0 {
-		if err := json.Unmarshal(resp.Result, result); err != nil {
+		if _, err := fastjson.Parse(resp.Result, result, fastjson.ZeroCopy); err != nil {
 			return fmt.Errorf("%s: decode result: %w", method, err)
 		}
 	}

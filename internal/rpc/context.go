@@ -8,37 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type opIDKey struct{}
 type peerKey struct{}
-
-// WithOpID stores the per-RPC correlation id on ctx. The server does it
-// at dispatch entry; Call reads it back to forward it to the next hop.
-func WithOpID(ctx context.Context, opID string) context.Context {
-	return context.WithValue(ctx, opIDKey{}, opID)
-}
-
-// OpIDFromContext returns the op id stored on ctx, or "" if none was set.
-func OpIDFromContext(ctx context.Context) string {
-	id, _ := ctx.Value(opIDKey{}).(string)
-	return id
-}
-
-// validOpID bounds what a client may put in op_id: it lands verbatim in
-// log lines, so it must be short and plain. Minted ids are "op-" + 12 hex.
-func validOpID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Peer is the identity of the process at the other end of a unix socket,
 // as the kernel reports it (SO_PEERCRED). It cannot be forged by the

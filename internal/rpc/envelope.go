@@ -14,9 +14,9 @@ package rpc
 
 import (
 	"encoding/json"
-	"errors"
 
 	"banger/internal/errdefs"
+	"banger/internal/opid"
 )
 
 // Request is one call.
@@ -36,30 +36,20 @@ type Response struct {
 	OpID   string          `json:"op_id,omitempty"`
 }
 
-// Code is a stable, machine-readable error class. The set is small on
-// purpose: clients branch on it, people read the message.
-type Code string
+// Code is a stable, machine-readable error class; the codes and the
+// sentinels they stand for are errdefs' (one table, there).
+type Code = errdefs.Code
 
 const (
-	CodeBadVersion    Code = "bad_version"
-	CodeUnknownMethod Code = "unknown_method"
-	CodeBadRequest    Code = "bad_request"
-	CodeNotFound      Code = "not_found"
-	CodeConflict      Code = "conflict"
-	CodeUnauthorized  Code = "unauthorized"
-	CodeUnavailable   Code = "unavailable"
-	CodeInternal      Code = "internal"
+	CodeBadVersion    = errdefs.CodeBadVersion
+	CodeUnknownMethod = errdefs.CodeUnknownMethod
+	CodeBadRequest    = errdefs.CodeBadRequest
+	CodeNotFound      = errdefs.CodeNotFound
+	CodeConflict      = errdefs.CodeConflict
+	CodeUnauthorized  = errdefs.CodeUnauthorized
+	CodeUnavailable   = errdefs.CodeUnavailable
+	CodeInternal      = errdefs.CodeInternal
 )
-
-// Known reports whether c is one of the codes above.
-func (c Code) Known() bool {
-	switch c {
-	case CodeBadVersion, CodeUnknownMethod, CodeBadRequest, CodeNotFound,
-		CodeConflict, CodeUnauthorized, CodeUnavailable, CodeInternal:
-		return true
-	}
-	return false
-}
 
 // ErrorResponse is a failed call as it travels on the wire, and the typed
 // error Call returns for it (reachable with errors.As).
@@ -78,11 +68,14 @@ func (e *ErrorResponse) Error() string {
 	return e.Message + " (" + e.OpID + ")"
 }
 
+// ErrorCode makes a remote error keep its code when it is passed on.
+func (e *ErrorResponse) ErrorCode() Code { return e.Code }
+
 // Is lets a client test a remote error against the core's sentinels:
 // errors.Is(err, errdefs.ErrNotFound) holds for a not_found response.
 func (e *ErrorResponse) Is(target error) bool {
-	sentinel, ok := sentinelForCode[e.Code]
-	return ok && target == sentinel
+	sentinel := errdefs.SentinelFor(e.Code)
+	return sentinel != nil && target == sentinel
 }
 
 // NewError returns an ErrorResponse for code; handlers rarely need it,
@@ -91,27 +84,6 @@ func NewError(code Code, message string) *ErrorResponse {
 	return &ErrorResponse{Code: code, Message: message}
 }
 
-// codeForSentinel is the one place the core's sentinel errors become wire
-// codes; sentinelForCode is its inverse for clients.
-var codeForSentinel = []struct {
-	err  error
-	code Code
-}{
-	{errdefs.ErrInvalidArgument, CodeBadRequest},
-	{errdefs.ErrNotFound, CodeNotFound},
-	{errdefs.ErrConflict, CodeConflict},
-	{errdefs.ErrUnauthorized, CodeUnauthorized},
-	{errdefs.ErrUnavailable, CodeUnavailable},
-}
-
-var sentinelForCode = func() map[Code]error {
-	m := make(map[Code]error, len(codeForSentinel))
-	for _, e := range codeForSentinel {
-		m[e.code] = e.err
-	}
-	return m
-}()
-
 // AsErrorResponse maps err to the wire form a handler's error would take
 // under opID: for errors that are reported later, such as the end of an
 // asynchronous operation.
@@ -119,35 +91,10 @@ func AsErrorResponse(err error, opID string) *ErrorResponse {
 	return toErrorResponse(err, opID)
 }
 
-// toErrorResponse maps a handler's error to the wire. An *ErrorResponse
-// anywhere in the chain keeps its code (its message becomes the whole
-// error text, so context added while wrapping is kept); a wrapped
-// sentinel gets its code; anything else is internal.
+// toErrorResponse maps a handler's error to the wire: its code is
+// errdefs.CodeOf's (a remote error keeps its own), and the message is
+// the whole error text, without a repeat of opID at its end (a
+// downstream error under the same id is often passed through).
 func toErrorResponse(err error, opID string) *ErrorResponse {
-	out := &ErrorResponse{Code: CodeInternal, Message: err.Error(), OpID: opID}
-	var remote *ErrorResponse
-	if errors.As(err, &remote) {
-		out.Code = remote.Code
-		if remote.OpID != "" && remote.OpID == opID {
-			// Avoid "(op-x) (op-x)" when a downstream error with the
-			// same id is passed through.
-			out.Message = trimOpIDSuffix(err.Error(), opID)
-		}
-		return out
-	}
-	for _, e := range codeForSentinel {
-		if errors.Is(err, e.err) {
-			out.Code = e.code
-			break
-		}
-	}
-	return out
-}
-
-func trimOpIDSuffix(msg, opID string) string {
-	suffix := " (" + opID + ")"
-	for len(msg) >= len(suffix) && msg[len(msg)-len(suffix):] == suffix {
-		msg = msg[:len(msg)-len(suffix)]
-	}
-	return msg
+	return &ErrorResponse{Code: errdefs.CodeOf(err), Message: opid.TrimSuffix(err.Error(), opID), OpID: opID}
 }

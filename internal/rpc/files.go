@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -111,11 +110,11 @@ func writeFrameFiles(conn net.Conn, v any, files []*os.File) error {
 	if !ok {
 		return fmt.Errorf("files can only be sent over a unix socket")
 	}
-	data, err := json.Marshal(v)
+	data, err := encodeFrame(getBuf(), v)
+	defer putBuf(data)
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
 	fds := make([]int, len(files))
 	for i, f := range files {
 		fds[i] = int(f.Fd())

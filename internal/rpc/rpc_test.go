@@ -17,6 +17,7 @@ import (
 
 	"banger/internal/buildinfo"
 	"banger/internal/errdefs"
+	"banger/internal/opid"
 )
 
 var mintedOpID = regexp.MustCompile(`^op-[0-9a-f]{12}$`)
@@ -57,7 +58,7 @@ func testMethods() map[string]Handler {
 			return p, nil
 		}),
 		"test.opid": Typed(func(ctx context.Context, _ NoParams) (string, error) {
-			return OpIDFromContext(ctx), nil
+			return opid.From(ctx), nil
 		}),
 		"test.peer": Typed(func(ctx context.Context, _ NoParams) (Peer, error) {
 			p, _ := PeerFromContext(ctx)
@@ -164,7 +165,7 @@ func TestDispatchStampsOpIDOnEveryError(t *testing.T) {
 
 func TestCallReturnsTypedError(t *testing.T) {
 	sock := startServer(t, &Server{Methods: testMethods()})
-	ctx := WithOpID(context.Background(), "op-0123456789ab")
+	ctx := opid.With(context.Background(), "op-0123456789ab")
 	err := Call(ctx, sock, "test.notfound", nil, nil)
 	var remote *ErrorResponse
 	if !errors.As(err, &remote) {
@@ -196,7 +197,7 @@ func TestCallReturnsTypedError(t *testing.T) {
 
 func TestClientOpIDReachesServer(t *testing.T) {
 	sock := startServer(t, &Server{Methods: testMethods()})
-	ctx := WithOpID(context.Background(), "op-feedfacecafe")
+	ctx := opid.With(context.Background(), "op-feedfacecafe")
 	var got string
 	if err := Call(ctx, sock, "test.opid", nil, &got); err != nil {
 		t.Fatal(err)
@@ -278,7 +279,7 @@ func TestAuthorizeRefusalIsUnauthorizedWithOpID(t *testing.T) {
 			observed = append(observed, info)
 		},
 	})
-	ctx := WithOpID(context.Background(), "op-111111111111")
+	ctx := opid.With(context.Background(), "op-111111111111")
 	for _, method := range []string{"test.echo", "test.opid", "no.such"} {
 		err := Call(ctx, sock, method, nil, nil)
 		var remote *ErrorResponse

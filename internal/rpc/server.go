@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	fastjson "github.com/segmentio/encoding/json"
+
 	"banger/internal/buildinfo"
 	"banger/internal/errdefs"
-	"banger/internal/model"
+	"banger/internal/opid"
 )
 
 // Handler serves one method. params is the raw "params" value (nil when
@@ -232,14 +234,15 @@ func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) 
 func (s *Server) write(conn net.Conn, resp Response) {
 	conn.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
 	_ = writeFrame(conn, resp) // a client that went away gets nothing
+	putBuf(resp.Result)
 }
 
 // failFrame answers a frame that is refused before it is decoded, under a
 // freshly minted op id.
 func (s *Server) failFrame(ctx context.Context, peer Peer, code Code, msg string) Response {
-	opID := mintOpID()
+	opID := opid.New()
 	e := &ErrorResponse{Code: code, Message: msg, OpID: opID}
-	s.observe(WithOpID(ctx, opID), CallInfo{OpID: opID, Peer: peer, Err: e})
+	s.observe(opid.With(ctx, opID), CallInfo{OpID: opID, Peer: peer, Err: e})
 	return Response{Error: e, OpID: opID}
 }
 
@@ -251,9 +254,9 @@ func (s *Server) dispatch(ctx context.Context, frame []byte) Response {
 	req, decodeErr := decodeRequest(frame)
 	opID := req.OpID
 	if opID == "" {
-		opID = mintOpID()
+		opID = opid.New()
 	}
-	ctx = WithOpID(ctx, opID)
+	ctx = opid.With(ctx, opID)
 
 	fail := func(code Code, msg string) Response {
 		e := &ErrorResponse{Code: code, Message: msg, OpID: opID}
@@ -277,8 +280,11 @@ func (s *Server) dispatch(ctx context.Context, frame []byte) Response {
 	result, err := callHandler(hctx, handler, req.Params)
 	var raw json.RawMessage
 	if err == nil {
-		raw, err = json.Marshal(result)
+		// Returned to the pool once written, in write.
+		raw, err = fastjson.Append(getBuf(), result, fastFlags)
 		if err != nil {
+			putBuf(raw)
+			raw = nil
 			err = fmt.Errorf("encode result of %s: %w", req.Method, err)
 		}
 	}
@@ -306,14 +312,4 @@ func (s *Server) observe(ctx context.Context, info CallInfo) {
 	if s.Observe != nil {
 		s.Observe(ctx, info)
 	}
-}
-
-func mintOpID() string {
-	id, err := model.NewOpID()
-	if err != nil {
-		// crypto/rand does not fail on Linux ≥ 3.17; keep the
-		// invariant that every response carries an id anyway.
-		return fmt.Sprintf("op-%012x", time.Now().UnixNano()&0xffffffffffff)
-	}
-	return id
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -258,6 +259,11 @@ func queryAll[T any](ctx context.Context, db *sql.DB, scan func(rowScanner) (T, 
 		v, err := scan(rows)
 		if err != nil {
 			return nil, err
+		}
+		if len(out) == cap(out) {
+			// Double: append grows large slices by a quarter, which for
+			// a thousand VM records means copying them many times over.
+			out = slices.Grow(out, max(cap(out), 16))
 		}
 		out = append(out, v)
 	}

@@ -3,10 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	fastjson "github.com/segmentio/encoding/json"
 
 	"banger/internal/errdefs"
 	"banger/internal/model"
@@ -133,15 +134,15 @@ func vmArgs(vm model.VMRecord) ([]any, error) {
 	}
 	vm.Runtime.State = vm.State
 	vm.Stats.CollectedAt = vm.Stats.CollectedAt.UTC()
-	spec, err := json.Marshal(vm.Spec)
+	spec, err := fastjson.Marshal(vm.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: encode spec: %w: %w", vm.Name, errdefs.ErrInvalidArgument, err)
 	}
-	runtime, err := json.Marshal(vm.Runtime)
+	runtime, err := fastjson.Marshal(vm.Runtime)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: encode runtime: %w: %w", vm.Name, errdefs.ErrInvalidArgument, err)
 	}
-	stats, err := json.Marshal(vm.Stats)
+	stats, err := fastjson.Marshal(vm.Stats)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: encode stats: %w: %w", vm.Name, errdefs.ErrInvalidArgument, err)
 	}
@@ -175,13 +176,13 @@ func scanVM(row rowScanner) (model.VMRecord, error) {
 	if vm.LastTouchedAt, err = parseTime("last_touched_at", lastTouchedAt); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: %w", vm.ID, err)
 	}
-	if err := json.Unmarshal([]byte(spec), &vm.Spec); err != nil {
+	if err := fastjson.Unmarshal([]byte(spec), &vm.Spec); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode spec: %w", vm.ID, err)
 	}
-	if err := json.Unmarshal([]byte(runtime), &vm.Runtime); err != nil {
+	if err := fastjson.Unmarshal([]byte(runtime), &vm.Runtime); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode runtime: %w", vm.ID, err)
 	}
-	if err := json.Unmarshal([]byte(stats), &vm.Stats); err != nil {
+	if err := fastjson.Unmarshal([]byte(stats), &vm.Stats); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode stats: %w", vm.ID, err)
 	}
 	// The state column is authoritative; the runtime copy only mirrors it.

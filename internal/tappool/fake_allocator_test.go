@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"banger/internal/rpc"
+	"banger/internal/opid"
 )
 
 // fakeAllocator stands in for banger-helper. It hands out bgtapN names,
@@ -59,7 +59,7 @@ func (f *fakeAllocator) CreateTap(ctx context.Context) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates++
-	f.opIDs = append(f.opIDs, rpc.OpIDFromContext(ctx))
+	f.opIDs = append(f.opIDs, opid.From(ctx))
 	if f.failWith != nil {
 		return "", f.failWith
 	}

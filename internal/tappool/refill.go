@@ -6,8 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"banger/internal/model"
-	"banger/internal/rpc"
+	"banger/internal/opid"
 )
 
 // Start refills the pool up to its size, then again after every Take,
@@ -73,9 +72,10 @@ func (p *Pool) refill(ctx context.Context) (opID string, err error) {
 	var created []string
 	for ctx.Err() == nil {
 		if opID == "" {
-			opID = newOpID()
+			opID = opid.New()
+			ctx = opid.With(ctx, opID)
 		}
-		name, more, err := p.createOne(rpc.WithOpID(ctx, opID))
+		name, more, err := p.createOne(ctx)
 		if err != nil {
 			return opID, err
 		}
@@ -91,7 +91,7 @@ func (p *Pool) refill(ctx context.Context) (opID string, err error) {
 	ready := len(p.ready)
 	p.mu.Unlock()
 	if len(created) > 0 {
-		p.logger.InfoContext(ctx, "tap pool refilled", "op_id", opID, "taps", created,
+		p.logger.InfoContext(ctx, "tap pool refilled", "taps", created,
 			"ready", ready, "size", p.size, "duration_ms", time.Since(start).Milliseconds())
 	}
 	return opID, nil
@@ -152,7 +152,7 @@ func (p *Pool) refillFailed(ctx context.Context, opID string, err error, retryIn
 	if repeated {
 		level = slog.LevelDebug
 	}
-	p.logger.Log(ctx, level, "tap pool refill failed", "op_id", opID, "error", msg,
+	p.logger.Log(opid.With(ctx, opID), level, "tap pool refill failed", "error", msg,
 		"retry_in_ms", retryIn.Milliseconds(), "ready", ready, "size", p.size)
 }
 
@@ -173,14 +173,4 @@ func nextBackoff(prev, lo, hi time.Duration) time.Duration {
 		return lo
 	}
 	return min(prev*2, hi)
-}
-
-// newOpID mints the id a background refill runs under. Without one the
-// helper would mint its own, so a failure here only costs correlation.
-func newOpID() string {
-	id, err := model.NewOpID()
-	if err != nil {
-		return ""
-	}
-	return id
 }

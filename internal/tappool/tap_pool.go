@@ -18,7 +18,7 @@ import (
 	"banger/internal/errdefs"
 )
 
-// Allocator creates and deletes the caller's taps. helperapi.Client is
+// Allocator creates and deletes the caller's taps. helperclient.Client is
 // the real one.
 type Allocator interface {
 	CreateTap(ctx context.Context) (string, error)

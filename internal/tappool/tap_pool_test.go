@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"banger/internal/errdefs"
+	"banger/internal/oplog"
 )
 
 // startPool runs p's refill loop for the test and closes the pool at the
@@ -69,7 +69,8 @@ func (b *syncBuffer) String() string {
 func TestTakeRefills(t *testing.T) {
 	var logs syncBuffer
 	f := newFakeAllocator(t)
-	p := New(f, 2, slog.New(slog.NewJSONHandler(&logs, nil)))
+	logger, _, _ := oplog.NewLogger(&logs, "info")
+	p := New(f, 2, logger)
 	startPool(t, p)
 	waitReady(t, p, 2)
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/guest"
 	"banger/internal/imagebuild"
 	"banger/internal/testutil/guestboot"
 	"banger/internal/testutil/testimage"
@@ -27,7 +26,7 @@ func BenchmarkImageBuild(b *testing.B) {
 	work := b.TempDir()
 	builder := &imagebuild.Builder{
 		ImagesDir: filepath.Join(work, "images"),
-		Guest:     imagebuild.Guest{Binary: guestBin, Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
+		Guest:     imagebuild.BangerGuest(guestBin),
 	}
 	os.MkdirAll(builder.ImagesDir, 0o700)
 	n := 0

@@ -15,6 +15,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/helperapi"
+	"banger/internal/opid"
 	"banger/internal/rpc"
 )
 
@@ -76,7 +77,7 @@ func (h *fakeHelperState) status(ctx context.Context, _ rpc.NoParams) (helperapi
 	for _, name := range names {
 		res.Taps = append(res.Taps, helperapi.TapInfo{Name: name, UID: uint32(os.Getuid())})
 	}
-	fmt.Printf("helper.status %s\n", rpc.OpIDFromContext(ctx))
+	fmt.Printf("helper.status %s\n", opid.From(ctx))
 	return res, nil
 }
 
@@ -86,7 +87,7 @@ func (h *fakeHelperState) createTap(ctx context.Context, _ rpc.NoParams) (helper
 	name := fmt.Sprintf("%s%d", helperapi.TapPrefix, h.next)
 	h.next++
 	h.taps[name] = true
-	fmt.Printf("tap.create %s %s\n", name, rpc.OpIDFromContext(ctx))
+	fmt.Printf("tap.create %s %s\n", name, opid.From(ctx))
 	return helperapi.TapCreateResult{Name: name}, nil
 }
 
@@ -97,7 +98,7 @@ func (h *fakeHelperState) deleteTap(ctx context.Context, p helperapi.TapDeletePa
 		return struct{}{}, fmt.Errorf("tap %s: %w", p.Name, errdefs.ErrNotFound)
 	}
 	delete(h.taps, p.Name)
-	fmt.Printf("tap.delete %s %s\n", p.Name, rpc.OpIDFromContext(ctx))
+	fmt.Printf("tap.delete %s %s\n", p.Name, opid.From(ctx))
 	return struct{}{}, nil
 }
 

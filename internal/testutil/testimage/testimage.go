@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"banger/internal/guest"
 	"banger/internal/imagebuild"
 	"banger/internal/lockfile"
 )
@@ -142,7 +141,7 @@ func build(t testing.TB, key string, r imagebuild.Recipe, guestBin string) (Imag
 	b := &imagebuild.Builder{
 		ImagesDir: filepath.Join(cache, "images"),
 		CacheDir:  AptCache(),
-		Guest:     imagebuild.Guest{Binary: guestBin, Unit: guest.Unit, EnableLink: guest.UnitEnableLink, Mask: guest.MaskedUnitNames()},
+		Guest:     imagebuild.BangerGuest(guestBin),
 	}
 	os.RemoveAll(dir)
 	start := time.Now()

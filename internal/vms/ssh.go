@@ -1,0 +1,115 @@
+package vms
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"banger/internal/api"
+	"banger/internal/errdefs"
+	"banger/internal/model"
+	"banger/internal/sshkey"
+	"banger/internal/vmm"
+)
+
+// sshReadyLimit bounds the wait for a booting guest's SSH server. Under
+// software emulation a Debian guest takes 10-20 s; a loaded host can
+// double that.
+const sshReadyLimit = 3 * time.Minute
+
+// ErrHostKeyMismatch: the guest answered with a host key other than the
+// one banger gave it.
+var ErrHostKeyMismatch = errors.New("host key mismatch")
+
+// pinnedHostKey accepts exactly the pinned key.
+func pinnedHostKey(pinned ssh.PublicKey) ssh.HostKeyCallback {
+	want := pinned.Marshal()
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		if !bytes.Equal(key.Marshal(), want) {
+			return ErrHostKeyMismatch
+		}
+		return nil
+	}
+}
+
+// waitSSH waits until the guest's SSH server accepts the daemon's key
+// and shows the host key pinned for this VM.
+func (s *Service) waitSSH(ctx context.Context, vm model.VMRecord, h vmm.Handle) error {
+	key, err := sshkey.Load(s.cfg.SSHKeyPath)
+	if err != nil {
+		return fmt.Errorf("daemon ssh key: %w", err)
+	}
+	pinned := s.knownHosts.Get(vm.ID)
+	if pinned == nil {
+		return fmt.Errorf("vm %s has no pinned host key: %w", vm.Name, errdefs.ErrConflict)
+	}
+	cfg := &ssh.ClientConfig{
+		User:            "root",
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
+		HostKeyCallback: pinnedHostKey(pinned),
+		Timeout:         5 * time.Second,
+	}
+	addr := net.JoinHostPort(vm.Runtime.GuestIP, "22")
+	ctx, cancel := context.WithTimeout(ctx, sshReadyLimit)
+	defer cancel()
+	var last error
+	for {
+		if !vmm.Alive(h) {
+			return fmt.Errorf("the VMM exited while the guest booted (last ssh error: %v)", last)
+		}
+		last = trySSH(ctx, addr, cfg)
+		switch {
+		case last == nil:
+			return nil
+		case errors.Is(last, ErrHostKeyMismatch):
+			return fmt.Errorf("vm %s answers with a host key other than the one banger gave it: %w", vm.Name, errdefs.Mark(errdefs.ErrConflict, last))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the guest's SSH server did not answer within %s (last error: %v): %w", sshReadyLimit, last, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// trySSH makes one SSH login at addr and closes it again.
+func trySSH(ctx context.Context, addr string, cfg *ssh.ClientConfig) error {
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	conn, err := dialer.DialContext(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		return err
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	return ssh.NewClient(c, chans, reqs).Close()
+}
+
+// SSHInfo says how to reach a running VM's SSH server, and touches it.
+func (s *Service) SSHInfo(ctx context.Context, ref string) (api.VMSSHInfo, error) {
+	vm, unlock, err := s.findVM(ctx, ref)
+	if err != nil {
+		return api.VMSSHInfo{}, err
+	}
+	defer unlock()
+	if vm.State != model.VMStateRunning {
+		return api.VMSSHInfo{}, fmt.Errorf("vm %s is %s; start it with 'banger vm start %s': %w", vm.Name, vm.State, vm.Name, errdefs.ErrConflict)
+	}
+	s.touch(ctx, &vm)
+	return api.VMSSHInfo{
+		Host: vm.Runtime.GuestIP, Port: 22, User: "root",
+		IdentityFile:   s.cfg.SSHKeyPath,
+		KnownHostsFile: s.knownHosts.path,
+		HostKeyAlias:   hostKeyAlias(vm.ID),
+	}, nil
+}
