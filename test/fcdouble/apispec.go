@@ -158,6 +158,8 @@ func (a *API) resolve(s *schema) (*schema, error) {
 	return s, nil
 }
 
+// validate checks v, a decoded JSON value, against s (its $ref resolved
+// first); at is v's field path in the body, "" for the body itself.
 func (a *API) validate(s *schema, v any, at string) error {
 	s, err := a.resolve(s)
 	if err != nil {
@@ -173,81 +175,13 @@ func (a *API) validate(s *schema, v any, at string) error {
 	}
 	switch typ {
 	case "object":
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return faultf("invalid type: %s, expected struct at %s", jsonType(v), name)
-		}
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ps, ok := s.Properties[k]
-			if ok && obj[k] == nil && !contains(s.Required, k) {
-				continue // an optional field may be null
-			}
-			if !ok {
-				if s.AdditionalProperties != nil && *s.AdditionalProperties {
-					continue
-				}
-				return faultf("unknown field `%s`, expected one of %s", k, fieldList(s))
-			}
-			if err := a.validate(ps, obj[k], join(at, k)); err != nil {
-				return err
-			}
-		}
-		// As serde: unknown and ill-typed fields are found while reading,
-		// missing ones at the end.
-		for _, req := range s.Required {
-			if _, ok := obj[req]; !ok {
-				return faultf("missing field `%s` at %s", req, name)
-			}
-		}
+		return a.validateObject(s, v, at, name)
 	case "array":
-		arr, ok := v.([]any)
-		if !ok {
-			return faultf("invalid type: %s, expected a sequence at %s", jsonType(v), name)
-		}
-		for i, item := range arr {
-			if err := a.validate(s.Items, item, fmt.Sprintf("%s[%d]", name, i)); err != nil {
-				return err
-			}
-		}
+		return a.validateArray(s, v, name)
 	case "string":
-		str, ok := v.(string)
-		if !ok {
-			return faultf("invalid type: %s, expected a string at %s", jsonType(v), name)
-		}
-		if len(s.Enum) > 0 {
-			fold := strings.Contains(s.Description, "case-insensitive")
-			var allowed []string
-			for _, n := range s.Enum {
-				// The node's text, not its YAML 1.1 reading: "Off" is a
-				// string here, not false.
-				allowed = append(allowed, n.Value)
-				if n.Value == str || fold && strings.EqualFold(n.Value, str) {
-					return nil
-				}
-			}
-			return faultf("unknown variant `%s`, expected one of `%s` at %s", str, strings.Join(allowed, "`, `"), name)
-		}
+		return validateString(s, v, name)
 	case "integer":
-		n, ok := v.(json.Number)
-		if !ok {
-			return faultf("invalid type: %s, expected an integer at %s", jsonType(v), name)
-		}
-		i, err := n.Int64()
-		if err != nil {
-			return faultf("invalid type: floating point `%s`, expected an integer at %s", n, name)
-		}
-		if s.Minimum != nil && float64(i) < *s.Minimum || s.Maximum != nil && float64(i) > *s.Maximum {
-			return faultf("invalid value: integer `%d`, expected %s at %s", i, bounds(s), name)
-		}
-		if i < 0 && s.Minimum == nil {
-			// Firecracker's integers are unsigned.
-			return faultf("invalid value: integer `%d`, expected an unsigned integer at %s", i, name)
-		}
+		return validateInteger(s, v, name)
 	case "number":
 		if _, ok := v.(json.Number); !ok {
 			return faultf("invalid type: %s, expected a number at %s", jsonType(v), name)
@@ -256,6 +190,104 @@ func (a *API) validate(s *schema, v any, at string) error {
 		if _, ok := v.(bool); !ok {
 			return faultf("invalid type: %s, expected a boolean at %s", jsonType(v), name)
 		}
+	}
+	return nil
+}
+
+// validateObject checks v is an object whose fields, in name order, are
+// the schema's and valid, then that none it requires is missing. at is
+// the object's field path, name how messages call it.
+func (a *API) validateObject(s *schema, v any, at, name string) error {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return faultf("invalid type: %s, expected struct at %s", jsonType(v), name)
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ps, ok := s.Properties[k]
+		if ok && obj[k] == nil && !contains(s.Required, k) {
+			continue // an optional field may be null
+		}
+		if !ok {
+			if s.AdditionalProperties != nil && *s.AdditionalProperties {
+				continue
+			}
+			return faultf("unknown field `%s`, expected one of %s", k, fieldList(s))
+		}
+		if err := a.validate(ps, obj[k], join(at, k)); err != nil {
+			return err
+		}
+	}
+	// As serde: unknown and ill-typed fields are found while reading,
+	// missing ones at the end.
+	for _, req := range s.Required {
+		if _, ok := obj[req]; !ok {
+			return faultf("missing field `%s` at %s", req, name)
+		}
+	}
+	return nil
+}
+
+// validateArray checks v is an array whose items are each valid against
+// the schema's items.
+func (a *API) validateArray(s *schema, v any, name string) error {
+	arr, ok := v.([]any)
+	if !ok {
+		return faultf("invalid type: %s, expected a sequence at %s", jsonType(v), name)
+	}
+	for i, item := range arr {
+		if err := a.validate(s.Items, item, fmt.Sprintf("%s[%d]", name, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateString checks v is a string and, when the schema has an enum,
+// one of its values (in any case, when the schema's description says
+// they are case-insensitive).
+func validateString(s *schema, v any, name string) error {
+	str, ok := v.(string)
+	if !ok {
+		return faultf("invalid type: %s, expected a string at %s", jsonType(v), name)
+	}
+	if len(s.Enum) > 0 {
+		fold := strings.Contains(s.Description, "case-insensitive")
+		var allowed []string
+		for _, n := range s.Enum {
+			// The node's text, not its YAML 1.1 reading: "Off" is a
+			// string here, not false.
+			allowed = append(allowed, n.Value)
+			if n.Value == str || fold && strings.EqualFold(n.Value, str) {
+				return nil
+			}
+		}
+		return faultf("unknown variant `%s`, expected one of `%s` at %s", str, strings.Join(allowed, "`, `"), name)
+	}
+	return nil
+}
+
+// validateInteger checks v is a whole number within the schema's bounds,
+// and not negative when the schema sets no minimum.
+func validateInteger(s *schema, v any, name string) error {
+	n, ok := v.(json.Number)
+	if !ok {
+		return faultf("invalid type: %s, expected an integer at %s", jsonType(v), name)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return faultf("invalid type: floating point `%s`, expected an integer at %s", n, name)
+	}
+	if s.Minimum != nil && float64(i) < *s.Minimum || s.Maximum != nil && float64(i) > *s.Maximum {
+		return faultf("invalid value: integer `%d`, expected %s at %s", i, bounds(s), name)
+	}
+	if i < 0 && s.Minimum == nil {
+		// Firecracker's integers are unsigned.
+		return faultf("invalid value: integer `%d`, expected an unsigned integer at %s", i, name)
 	}
 	return nil
 }

@@ -28,50 +28,9 @@ func main() {
 }
 
 func run(args []string) int {
-	cfg := fcdouble.Config{Log: os.Stderr}
-	sock := ""
-	for i := 0; i < len(args); i++ {
-		arg := args[i]
-		value := func() (string, bool) {
-			if i+1 >= len(args) {
-				fmt.Fprintf(os.Stderr, "Arguments parsing error: Found argument '%s' without a value.\n\n%s\n", arg, usage)
-				return "", false
-			}
-			i++
-			return args[i], true
-		}
-		var ok bool
-		switch arg {
-		case "--version":
-			fmt.Printf("Firecracker v%s (banger test double)\n", fcdouble.Version)
-			return 0
-		case "--api-sock":
-			if sock, ok = value(); !ok {
-				return 1
-			}
-		case "--id":
-			if cfg.ID, ok = value(); !ok {
-				return 1
-			}
-		case "--http-api-max-payload-size":
-			v, ok := value()
-			if !ok {
-				return 1
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				fmt.Fprintf(os.Stderr, "Arguments parsing error: invalid --http-api-max-payload-size %q\n", v)
-				return 1
-			}
-			cfg.MaxPayload = n
-		default:
-			fmt.Fprintf(os.Stderr, "Arguments parsing error: Found argument '%s' which wasn't expected, or isn't valid in this context (the test double takes only these):\n\n%s\n", arg, usage)
-			return 1
-		}
-	}
-	if sock == "" {
-		fmt.Fprintf(os.Stderr, "the test double needs --api-sock\n\n%s\n", usage)
-		return 1
+	cfg, sock, code, exit := parseArgs(args)
+	if exit {
+		return code
 	}
 	apiDef, err := fcdouble.LoadAPI(fcdouble.DefinitionYAML())
 	if err != nil {
@@ -110,4 +69,55 @@ func run(args []string) int {
 		d.Shutdown()
 		return 0
 	}
+}
+
+// parseArgs reads the command line into the double's Config and the API
+// socket path. exit says the process should end now with code: after
+// printing the version, or after reporting a bad command line.
+func parseArgs(args []string) (cfg fcdouble.Config, sock string, code int, exit bool) {
+	cfg = fcdouble.Config{Log: os.Stderr}
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		value := func() (string, bool) {
+			if i+1 >= len(args) {
+				fmt.Fprintf(os.Stderr, "Arguments parsing error: Found argument '%s' without a value.\n\n%s\n", arg, usage)
+				return "", false
+			}
+			i++
+			return args[i], true
+		}
+		var ok bool
+		switch arg {
+		case "--version":
+			fmt.Printf("Firecracker v%s (banger test double)\n", fcdouble.Version)
+			return cfg, sock, 0, true
+		case "--api-sock":
+			if sock, ok = value(); !ok {
+				return cfg, sock, 1, true
+			}
+		case "--id":
+			if cfg.ID, ok = value(); !ok {
+				return cfg, sock, 1, true
+			}
+		case "--http-api-max-payload-size":
+			v, ok := value()
+			if !ok {
+				return cfg, sock, 1, true
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "Arguments parsing error: invalid --http-api-max-payload-size %q\n", v)
+				return cfg, sock, 1, true
+			}
+			cfg.MaxPayload = n
+		default:
+			fmt.Fprintf(os.Stderr, "Arguments parsing error: Found argument '%s' which wasn't expected, or isn't valid in this context (the test double takes only these):\n\n%s\n", arg, usage)
+			return cfg, sock, 1, true
+		}
+	}
+	if sock == "" {
+		fmt.Fprintf(os.Stderr, "the test double needs --api-sock\n\n%s\n", usage)
+		return cfg, sock, 1, true
+	}
+	return cfg, sock, 0, false
 }
