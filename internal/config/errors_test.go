@@ -39,7 +39,9 @@ func TestErrorMessages(t *testing.T) {
 		{"helper socket relative", `helper_socket = "helper.sock"`,
 			`config /x/config.toml: helper_socket: "helper.sock" is not an absolute path (start it with / or ~/)`},
 		{"guest", "[[file_sync]]\nhost = \"~/.bashrc\"\nguest = \"/etc/bash.bashrc\"",
-			`config /x/config.toml: file_sync[0].guest: "/etc/bash.bashrc" is outside /root (guest paths must stay in root's home)`},
+			`config /x/config.toml: file_sync[0].guest: guest path "/etc/bash.bashrc" is outside /root, the only place file sync writes; use ~/PATH or /root/PATH`},
+		{"guest bare tilde", "[[file_sync]]\nhost = \"~/.bashrc\"\nguest = \"~\"",
+			`config /x/config.toml: file_sync[0].guest: guest path "~" is /root itself (root's home); name a file or directory inside it; use ~/PATH or /root/PATH`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, tc.src)

@@ -3,17 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"banger/internal/guestapi"
 	"banger/internal/model"
 )
-
-// guestHome is where a guest "~/" points: banger VMs are single-user
-// root, and file_sync may only write inside root's home.
-const guestHome = "/root"
 
 // fileSyncTables checks that file_sync is an array of tables, written
 // either as [[file_sync]] sections or as an inline array of inline
@@ -108,29 +104,10 @@ func parseSyncHost(s string) (string, error) {
 	return s, nil
 }
 
-// parseSyncGuest accepts "~/..." or an absolute path, and returns it as a
-// clean absolute path that must lie inside /root.
+// parseSyncGuest is guestapi.GuestPath: "~/..." or an absolute path,
+// returned as a clean absolute path strictly inside /root.
 func parseSyncGuest(s string) (string, error) {
-	if err := checkPathString(s); err != nil {
-		return "", err
-	}
-	var abs string
-	switch {
-	case strings.HasPrefix(s, "~/"):
-		abs = guestHome + "/" + s[2:]
-	case path.IsAbs(s):
-		abs = s
-	default:
-		return "", fmt.Errorf("%q must be an absolute path under %s or start with ~/", s, guestHome)
-	}
-	clean := path.Clean(abs)
-	if clean == guestHome {
-		return "", fmt.Errorf("%q is %s itself; name a file or directory inside it", s, guestHome)
-	}
-	if !strings.HasPrefix(clean, guestHome+"/") {
-		return "", fmt.Errorf("%q is outside %s (guest paths must stay in root's home)", s, guestHome)
-	}
-	return clean, nil
+	return guestapi.GuestPath(s)
 }
 
 // parseSyncMode accepts permission bits in octal, with or without the

@@ -30,7 +30,8 @@ import (
 //   - A missing host path, a symlink to nothing, a socket, FIFO or
 //     device are warnings: skipped, and the create goes on.
 //   - Guest "~/x" or "/root/x" is x on the work disk; anything else, or
-//     /root itself, is an error. Missing parents are made 0755.
+//     /root itself, is an error (guestapi.GuestPath has the rules).
+//     Missing parents are made 0755.
 //   - Mode applies to the entry itself; otherwise, and for everything
 //     inside a directory, files get 0600 (0700 if any execute bit is set
 //     on the host) and directories 0755. setuid, setgid and sticky are
@@ -337,27 +338,14 @@ func expandHost(host, home string) (string, bool, error) {
 }
 
 // guestRel maps a guest path, "~/x" or "/root/x", to its path in the
-// stage. Whatever resolves outside /root is refused, and so is /root
-// itself.
+// stage, x: guestapi.GuestPath's rules, which refuse whatever resolves
+// outside /root, and /root itself.
 func guestRel(guest string) (string, error) {
-	home := guestapi.WorkMountPoint
-	var abs string
-	switch {
-	case guest == "~" || strings.HasPrefix(guest, "~/"):
-		abs = home + "/" + strings.TrimPrefix(guest, "~")
-	case path.IsAbs(guest):
-		abs = guest
-	default:
-		return "", fmt.Errorf("guest path %q must start with ~/ or %s/", guest, home)
+	clean, err := guestapi.GuestPath(guest)
+	if err != nil {
+		return "", err
 	}
-	clean := path.Clean(abs)
-	if clean == home {
-		return "", fmt.Errorf("guest path %q is %s itself; name a file or directory inside it", guest, home)
-	}
-	if !strings.HasPrefix(clean, home+"/") {
-		return "", fmt.Errorf("guest path %q is outside %s, the only place file sync writes", guest, home)
-	}
-	return strings.TrimPrefix(clean, home+"/"), nil
+	return strings.TrimPrefix(clean, guestapi.GuestHome+"/"), nil
 }
 
 // within reports whether the clean absolute path p is dir or inside it.

@@ -55,16 +55,6 @@ func TestFileSyncErrors(t *testing.T) {
 			"file_sync[1] (~/loop → ~/loop): symlink " + home + "/loop/again leads to " + home + ", which contains it: a loop"},
 		{"deeper symlink loop", model.FileSyncEntry{Host: "~/loop2", Guest: "~/loop2"}, home,
 			"file_sync[1] (~/loop2 → ~/loop2): symlink " + home + "/loop2/sub/back leads to " + home + "/loop2, which contains it: a loop"},
-		{"guest outside /root", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/etc/passwd"}, home,
-			`file_sync[1] (~/ok.txt → /etc/passwd): guest path "/etc/passwd" is outside /root, the only place file sync writes`},
-		{"guest ~ leaving /root", model.FileSyncEntry{Host: "~/ok.txt", Guest: "~/../etc/cron.d/x"}, home,
-			`file_sync[1] (~/ok.txt → ~/../etc/cron.d/x): guest path "~/../etc/cron.d/x" is outside /root, the only place file sync writes`},
-		{"guest /root/..", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/root/../root2/x"}, home,
-			`guest path "/root/../root2/x" is outside /root`},
-		{"guest /root itself", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/root"}, home,
-			`file_sync[1] (~/ok.txt → /root): guest path "/root" is /root itself; name a file or directory inside it`},
-		{"guest relative", model.FileSyncEntry{Host: "~/ok.txt", Guest: "ok.txt"}, home,
-			`file_sync[1] (~/ok.txt → ok.txt): guest path "ok.txt" must start with ~/ or /root/`},
 		{"host relative", model.FileSyncEntry{Host: "ok.txt", Guest: "~/ok.txt"}, home,
 			`file_sync[1] (ok.txt → ~/ok.txt): host path "ok.txt" must be absolute or start with ~/`},
 		{"host leaving home", model.FileSyncEntry{Host: "~/../outside/secret", Guest: "~/s"}, home,
@@ -84,23 +74,64 @@ func TestFileSyncErrors(t *testing.T) {
 		{"a file where a directory goes", model.FileSyncEntry{Host: "~/clean", Guest: "~/ok.txt/dir"}, home,
 			`file_sync[1] (~/clean → ~/ok.txt/dir): /root/ok.txt is a regular file on the work disk, not a directory`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(base, "out")
-			if err := os.Mkdir(out, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			defer os.RemoveAll(out)
-			_, err := BuildWorkDisk(context.Background(), WorkDiskSpec{
-				Path: filepath.Join(out, "work.ext4"), SizeBytes: 16 << 20, Home: tc.home,
-				Sync: []model.FileSyncEntry{{Host: "~/ok.txt", Guest: "~/ok.txt"}, tc.entry},
-			})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error:\n  %v\nwant one containing:\n  %s", err, tc.want)
-			}
-			if left := listDir(t, out); len(left) != 0 {
-				t.Errorf("left behind: %v", left)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantSyncError(t, base, tc.home, tc.entry, tc.want) })
+	}
+}
+
+// TestFileSyncGuestPathErrors: a guest path guestapi.GuestPath refuses
+// fails the create the same way, with its message after the entry's.
+func TestFileSyncGuestPathErrors(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	tree(t, home, map[string]string{"ok.txt": "ok\n"}, nil)
+	for _, tc := range []struct {
+		name  string
+		entry model.FileSyncEntry
+		home  string
+		want  string
+	}{
+		{"guest outside /root", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/etc/passwd"}, home,
+			`file_sync[1] (~/ok.txt → /etc/passwd): guest path "/etc/passwd" is outside /root, the only place file sync writes; use ~/PATH or /root/PATH`},
+		{"guest ~ leaving /root", model.FileSyncEntry{Host: "~/ok.txt", Guest: "~/../etc/cron.d/x"}, home,
+			`file_sync[1] (~/ok.txt → ~/../etc/cron.d/x): guest path "~/../etc/cron.d/x" is outside /root, the only place file sync writes; use ~/PATH or /root/PATH`},
+		{"guest /root/..", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/root/../root2/x"}, home,
+			`file_sync[1] (~/ok.txt → /root/../root2/x): guest path "/root/../root2/x" is outside /root, the only place file sync writes; use ~/PATH or /root/PATH`},
+		{"guest /root itself", model.FileSyncEntry{Host: "~/ok.txt", Guest: "/root"}, home,
+			`file_sync[1] (~/ok.txt → /root): guest path "/root" is /root itself (root's home); name a file or directory inside it; use ~/PATH or /root/PATH`},
+		{"guest relative", model.FileSyncEntry{Host: "~/ok.txt", Guest: "ok.txt"}, home,
+			`file_sync[1] (~/ok.txt → ok.txt): guest path "ok.txt" is relative; use ~/PATH or /root/PATH`},
+		{"guest bare ~", model.FileSyncEntry{Host: "~/ok.txt", Guest: "~"}, home,
+			`file_sync[1] (~/ok.txt → ~): guest path "~" is /root itself (root's home); name a file or directory inside it; use ~/PATH or /root/PATH`},
+		{"guest ~user", model.FileSyncEntry{Host: "~/ok.txt", Guest: "~bob/x"}, home,
+			`file_sync[1] (~/ok.txt → ~bob/x): guest path "~bob/x" names another user's home: only ~ (/root, root's home) is expanded, not ~user; use ~/PATH or /root/PATH`},
+		{"guest empty", model.FileSyncEntry{Host: "~/ok.txt", Guest: ""}, home,
+			`file_sync[1] (~/ok.txt → ): guest path is empty; use ~/PATH or /root/PATH`},
+		{"guest NUL", model.FileSyncEntry{Host: "~/ok.txt", Guest: "~/a\x00b"}, home,
+			`guest path "~/a\x00b" contains a NUL byte; use ~/PATH or /root/PATH`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantSyncError(t, base, tc.home, tc.entry, tc.want) })
+	}
+}
+
+// wantSyncError builds a work disk in base/out syncing ~/ok.txt and then
+// entry, and checks that it fails with an error containing want and
+// leaves nothing behind.
+func wantSyncError(t *testing.T, base, home string, entry model.FileSyncEntry, want string) {
+	t.Helper()
+	out := filepath.Join(base, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(out)
+	_, err := BuildWorkDisk(context.Background(), WorkDiskSpec{
+		Path: filepath.Join(out, "work.ext4"), SizeBytes: 16 << 20, Home: home,
+		Sync: []model.FileSyncEntry{{Host: "~/ok.txt", Guest: "~/ok.txt"}, entry},
+	})
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error:\n  %v\nwant one containing:\n  %s", err, want)
+	}
+	if left := listDir(t, out); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
 
@@ -166,6 +197,10 @@ func TestGuestRel(t *testing.T) {
 		"/rootfs/x":        "",
 		"/":                "",
 		"":                 "",
+		"~":                "",
+		"~/":               "",
+		"~bob/x":           "",
+		"~/a/..":           "",
 	} {
 		got, err := guestRel(in)
 		if (err != nil) != (want == "") || got != want {

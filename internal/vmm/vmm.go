@@ -99,6 +99,24 @@ type Handle struct {
 	ControlSocket string `json:"control_socket"`
 }
 
+// Check is what every driver asks of a Handle before it stops, kills or
+// describes the VMM: that it is the handle of driver (its Name), with a
+// pid and a control socket. control names that socket in the error
+// ("QMP socket", "API socket"). The start time is not checked: a handle
+// whose start time does not match the pid's process is a VMM that is
+// gone (see Alive), not a bad handle.
+func (h Handle) Check(driver, control string) error {
+	switch {
+	case h.Driver != driver:
+		return fmt.Errorf("handle of driver %q given to the %s driver", h.Driver, driver)
+	case h.PID <= 0:
+		return fmt.Errorf("%s handle has no pid", driver)
+	case h.ControlSocket == "":
+		return fmt.Errorf("%s handle has no %s", driver, control)
+	}
+	return nil
+}
+
 // State is what Describe reports.
 type State string
 

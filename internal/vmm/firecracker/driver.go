@@ -213,12 +213,8 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (vmm.Handle, error) {
 	return proc.Handle, nil
 }
 
-func checkHandle(h vmm.Handle) error {
-	if h.Driver != DriverName || h.PID <= 0 {
-		return fmt.Errorf("not a firecracker handle: %+v", h)
-	}
-	return nil
-}
+// checkHandle is vmm.Handle.Check for this driver.
+func checkHandle(h vmm.Handle) error { return h.Check(DriverName, "API socket") }
 
 // Stop presses Ctrl+Alt+Del in the guest (SendCtrlAltDel); the guest
 // reboots and Firecracker exits. It returns when Firecracker is gone or

@@ -12,7 +12,6 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"banger/internal/vmm"
@@ -164,14 +163,5 @@ func withQMP(ctx context.Context, h vmm.Handle, fn func(*QMP) error) error {
 	return fn(q)
 }
 
-func checkHandle(h vmm.Handle) error {
-	switch {
-	case h.Driver != DriverName:
-		return fmt.Errorf("handle of driver %q given to the qemu driver", h.Driver)
-	case h.PID <= 0:
-		return errors.New("qemu handle has no pid")
-	case h.ControlSocket == "":
-		return errors.New("qemu handle has no QMP socket")
-	}
-	return nil
-}
+// checkHandle is vmm.Handle.Check for this driver.
+func checkHandle(h vmm.Handle) error { return h.Check(DriverName, "QMP socket") }
