@@ -50,7 +50,7 @@ var steps = []step{
 	{bench: ".", count: "5", pkgs: []string{"./internal/rpc", "./internal/helper", "./internal/disk"}},
 	{bench: "^BenchmarkDaemonRPC$", benchtime: "1s", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkVMCreateNoStart$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
-	{bench: "^BenchmarkConcurrentCreate$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkConcurrentCreate$", benchtime: "10x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkDaemonRSS$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkControlPlaneStart$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkCreateToSSH$", benchtime: "5x", pkgs: []string{"./test/e2e"}},

@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"banger/internal/api"
@@ -43,5 +46,47 @@ func addRecords(b *testing.B, d *Daemon) {
 		if err := d.store.CreateVM(ctx, rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkVMCreateNoStart is `vm create --no-start` through the
+// daemon's socket, in process, as the CLI drives it (begin, then wait
+// on the operation's status), each VM removed again outside the timer:
+// for profiling the daemon's part of BenchmarkConcurrentCreate.
+func BenchmarkVMCreateNoStart(b *testing.B) {
+	d, _ := newWiredDaemon(b, b.TempDir()+"/helper.sock", "bgtap1")
+	ctx := context.Background()
+	rootfs := filepath.Join(b.TempDir(), "rootfs.ext4")
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", rootfs, "64M").CombinedOutput(); err != nil {
+		b.Skipf("mkfs.ext4: %v %s", err, out)
+	}
+	now := model.Now()
+	img := model.Image{ID: strings.Repeat("c", 64), Name: "bench", RootfsPath: rootfs, KernelPath: rootfs, CreatedAt: now, UpdatedAt: now}
+	if err := d.store.CreateImage(ctx, img); err != nil {
+		b.Fatal(err)
+	}
+	sock := serveDaemon(b, d, b.TempDir())
+	n := 0
+	for b.Loop() {
+		n++
+		name := fmt.Sprintf("b%d", n)
+		var op model.Operation
+		if err := rpc.Call(ctx, sock, api.MethodVMCreateBegin, api.VMCreateParams{Name: name, Image: "bench", NoStart: true, Disk: "8G"}, &op); err != nil {
+			b.Fatal(err)
+		}
+		var st api.OperationStatus
+		for st.State != model.OperationSucceeded {
+			if err := rpc.Call(ctx, sock, api.MethodOperationStatus, api.OperationStatusParams{ID: op.ID, AfterSeq: st.LastSeq, WaitMS: 5000}, &st); err != nil {
+				b.Fatal(err)
+			}
+			if st.State == model.OperationFailed {
+				b.Fatalf("create: %s", st.ErrorMessage)
+			}
+		}
+		b.StopTimer()
+		if err := rpc.Call(ctx, sock, api.MethodVMRemove, api.VMRef{Name: name}, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }

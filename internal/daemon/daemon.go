@@ -186,6 +186,9 @@ func (d *Daemon) authorize(p rpc.Peer) error {
 // observeRPC writes one record per failed RPC (with its op id, so a CLI
 // error can be found in the log) and, at debug level, one per success.
 func (d *Daemon) observeRPC(ctx context.Context, c rpc.CallInfo) {
+	if c.Err == nil && !d.logger.Enabled(ctx, slog.LevelDebug) {
+		return // the common case: nothing to log, nothing to build
+	}
 	attrs := []any{"method", c.Method, "op_id", c.OpID, "peer_uid", c.Peer.UID, "duration_ms", c.Duration.Milliseconds()}
 	if c.Err != nil {
 		d.logger.InfoContext(ctx, "rpc failed", append(attrs, "code", string(c.Err.Code), "error", c.Err.Message)...)

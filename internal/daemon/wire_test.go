@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"banger/internal/config"
 	"banger/internal/model"
 	"banger/internal/oplog"
 	"banger/internal/paths"
@@ -26,7 +27,7 @@ func newWiredDaemon(t testing.TB, helperSocket, vmTap string) (*Daemon, *bytes.B
 		StateDir: filepath.Join(dir, "state"), DataDir: filepath.Join(dir, "data"),
 		ImagesDir: filepath.Join(dir, "data", "images"), VMsDir: filepath.Join(dir, "data", "vms"),
 		CacheDir: filepath.Join(dir, "cache"), DBPath: filepath.Join(dir, "state", "banger.db"),
-		ConfigFile: filepath.Join(dir, "config.toml"),
+		ConfigFile: filepath.Join(dir, "config.toml"), RuntimeDir: filepath.Join(dir, "run"),
 	}
 	if err := layout.EnsureStateDirs(); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,8 @@ func newWiredDaemon(t testing.TB, helperSocket, vmTap string) (*Daemon, *bytes.B
 	}
 	logs := &bytes.Buffer{}
 	logger, _, _ := oplog.NewLogger(logs, "info")
-	cfg := model.DaemonConfig{TapPoolSize: 2, HelperSocket: helperSocket, VMM: model.VMMAuto}
+	cfg := config.Defaults(layout, dir)
+	cfg.TapPoolSize, cfg.HelperSocket, cfg.VMM = 2, helperSocket, model.VMMAuto
 	d := build(ctx, Options{Layout: layout, Config: cfg, Logger: logger, LogLevel: "info"}, st)
 	t.Cleanup(d.vms.Close)
 	return d, logs

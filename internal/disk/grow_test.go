@@ -136,3 +136,25 @@ func checkFS(ctx context.Context, img string) (bool, error) {
 	_, err := run(ctx, "e2fsck", "-fn", img)
 	return err == nil, err
 }
+
+// TestGrowBuiltWorkDisk: a work disk as BuildWorkDisk makes it (without
+// the reserved blocks for online growth) grows offline, far past what
+// those blocks would have allowed for, with its files intact.
+func TestGrowBuiltWorkDisk(t *testing.T) {
+	ctx := context.Background()
+	spec := WorkDiskSpec{Path: filepath.Join(t.TempDir(), "work.ext4"), SizeBytes: 16 << 20,
+		Files: []File{{GuestPath: "/root/.ssh/authorized_keys", Data: []byte("ssh-ed25519 AAAA test\n"), Mode: 0o600}}}
+	if _, err := BuildWorkDisk(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := GrowWorkDisk(ctx, spec.Path, 64<<30); err != nil {
+		t.Fatal(err)
+	}
+	if got := fsBytes(t, spec.Path); got != 64<<30 {
+		t.Errorf("file system is %d bytes after growing, want 64 GiB", got)
+	}
+	if ok, err := checkFS(ctx, spec.Path); !ok {
+		t.Errorf("e2fsck after growing: %v", err)
+	}
+	wantExt(t, spec.Path, "/.ssh/authorized_keys", 0o100600, "ssh-ed25519 AAAA test\n")
+}

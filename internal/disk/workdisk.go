@@ -75,6 +75,14 @@ const (
 // a megabyte.
 var MkfsLazyInit = []string{"-E", "lazy_itable_init=1,lazy_journal_init=1"}
 
+// mkfsNoResizeInode leaves out the reserved group descriptor blocks that
+// let a mounted ext4 grow online. Work disks only ever grow offline
+// (GrowWorkDisk, on a stopped VM: resize2fs relocates what it must), and
+// writing those reserved blocks was half of mkfs's work: 5.3 ms of CPU
+// for an 8 GiB disk with them, 2.7 ms without (perf stat, this machine),
+// which ten creates at once on two cores wait for.
+var mkfsNoResizeInode = []string{"-O", "^resize_inode"}
+
 // GuestChowns reports whether banger-guest has files to chown to root
 // when it mounts the disk.
 func (o Ownership) GuestChowns() bool { return o == OwnedByUser }
@@ -206,6 +214,7 @@ func makeExt4(ctx context.Context, path string, size int64, dir string, owners O
 		return fmt.Errorf("work disk: %w", err)
 	}
 	argv := append([]string{Tool("mkfs.ext4"), "-q", "-F", "-L", WorkDiskLabel}, MkfsLazyInit...)
+	argv = append(argv, mkfsNoResizeInode...)
 	argv = append(argv, "-d", dir, tmp.Name(), fmt.Sprintf("%dk", size/1024))
 	if owners == OwnedByRootUnshare {
 		argv = append([]string{"unshare", "--map-root-user"}, argv...)

@@ -249,12 +249,19 @@ type rowScanner interface {
 // queryAll runs a read on the read pool and scans every row with scan. The
 // result is never nil, so it encodes as [] rather than null.
 func queryAll[T any](ctx context.Context, db *sql.DB, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	return queryAllSized(ctx, db, 0, scan, query, args...)
+}
+
+// queryAllSized is queryAll with room made for sizeHint rows up front:
+// for a thousand VM records, growing the slice as rows come copied them
+// (pointers and all, under the GC's write barrier) about twice over.
+func queryAllSized[T any](ctx context.Context, db *sql.DB, sizeHint int, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, busyAsUnavailable(err)
 	}
 	defer rows.Close()
-	out := []T{}
+	out := make([]T, 0, sizeHint)
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {

@@ -60,7 +60,12 @@ func (s *Store) FindVM(ctx context.Context, ref string) (model.VMRecord, error) 
 
 // ListVMs returns every VM, oldest first, ties broken by name.
 func (s *Store) ListVMs(ctx context.Context) ([]model.VMRecord, error) {
-	vms, err := queryAll(ctx, s.reader, scanVM, selectVMs+" ORDER BY created_at, name")
+	// The count is only a size hint: a VM added in between is still listed.
+	var n int
+	if err := s.reader.QueryRowContext(ctx, "SELECT count(*) FROM vms").Scan(&n); err != nil {
+		return nil, fmt.Errorf("list vms: %w", busyAsUnavailable(err))
+	}
+	vms, err := queryAllSized(ctx, s.reader, n, scanVM, selectVMs+" ORDER BY created_at, name")
 	if err != nil {
 		return nil, fmt.Errorf("list vms: %w", err)
 	}
@@ -159,7 +164,7 @@ func scanVM(row rowScanner) (model.VMRecord, error) {
 		vm                                  model.VMRecord
 		state                               string
 		createdAt, updatedAt, lastTouchedAt string
-		spec, runtime, stats                string
+		spec, runtime, stats                []byte
 		err                                 error
 	)
 	if err := row.Scan(&vm.ID, &vm.Name, &vm.ImageID, &state, &createdAt, &updatedAt,
@@ -176,13 +181,13 @@ func scanVM(row rowScanner) (model.VMRecord, error) {
 	if vm.LastTouchedAt, err = parseTime("last_touched_at", lastTouchedAt); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: %w", vm.ID, err)
 	}
-	if err := fastjson.Unmarshal([]byte(spec), &vm.Spec); err != nil {
+	if _, err := fastjson.Parse(spec, &vm.Spec, fastjson.ZeroCopy); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode spec: %w", vm.ID, err)
 	}
-	if err := fastjson.Unmarshal([]byte(runtime), &vm.Runtime); err != nil {
+	if _, err := fastjson.Parse(runtime, &vm.Runtime, fastjson.ZeroCopy); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode runtime: %w", vm.ID, err)
 	}
-	if err := fastjson.Unmarshal([]byte(stats), &vm.Stats); err != nil {
+	if _, err := fastjson.Parse(stats, &vm.Stats, fastjson.ZeroCopy); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode stats: %w", vm.ID, err)
 	}
 	// The state column is authoritative; the runtime copy only mirrors it.

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +21,10 @@ import (
 
 // BenchmarkDaemonRPC: calls to a real bangerd holding 1,000 VM records.
 // /ping is a daemon.ping round trip, against /ping-raw, a bare
-// unix-socket line exchange with an echo server (connect, one line each
-// way). /list-server is vm.list through the RPC (the daemon reads and
+// unix-socket line exchange (connect, one line each way) with an echo
+// server in a process of its own, as bangerd is: a round trip to
+// another process costs two cross-process wake-ups that one inside the
+// benchmark's own process does not. /list-server is vm.list through the RPC (the daemon reads and
 // encodes every record), /list-cli is the whole `banger vm ls` process,
 // and /list-raw a bare SQLite query of the same rows on an open
 // connection, the raw work both wrap. Each iteration is one sample.
@@ -51,7 +55,7 @@ func BenchmarkDaemonRPC(b *testing.B) {
 		})
 	})
 	b.Run("ping-raw", func(b *testing.B) {
-		echo := echoServer(b)
+		echo := echoProcess(b)
 		msg := []byte(`{"version":1,"method":"daemon.ping","params":null,"op_id":"op-000000000000"}` + "\n")
 		timed(b, "us/call", func() {
 			c, err := net.Dial("unix", echo)
@@ -110,34 +114,67 @@ func BenchmarkDaemonRPC(b *testing.B) {
 	})
 }
 
-// echoServer answers each connection's first line with itself.
-func echoServer(b *testing.B) string {
+// echoEnv makes the test binary an echo server on the socket it names
+// (see TestMain).
+const echoEnv = "BANGER_BENCH_ECHO_SOCKET"
+
+// TestMain runs the tests, or, with echoEnv set, only the echo server.
+func TestMain(m *testing.M) {
+	if sock := os.Getenv(echoEnv); sock != "" {
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		serveEcho(ln)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// echoProcess starts the test binary as an echo server in a process of
+// its own and returns its socket once it listens.
+func echoProcess(b *testing.B) string {
 	dir, err := os.MkdirTemp("", "bge")
 	if err != nil {
 		b.Fatal(err)
 	}
 	sock := filepath.Join(dir, "echo.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), echoEnv+"="+sock)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		ln.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
 		os.RemoveAll(dir)
 	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if line, err := bufio.NewReader(c).ReadBytes('\n'); err == nil {
-					c.Write(line)
-				}
-			}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return sock
 		}
-	}()
-	return sock
+		if time.Now().After(deadline) {
+			b.Fatal("echo server did not listen")
+		}
+	}
+}
+
+// serveEcho answers each connection's first line with itself.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			if line, err := bufio.NewReader(c).ReadBytes('\n'); err == nil {
+				c.Write(line)
+			}
+		}()
+	}
 }
