@@ -116,6 +116,9 @@ func (s *Service) specFor(req CreateRequest) (model.VMSpec, error) {
 	if err := checkSpec(spec); err != nil {
 		return spec, err
 	}
+	if spec.SystemOverlaySizeByte > model.MaxDiskBytes {
+		return spec, invalid("--overlay-size %s is more than %s", model.FormatSizeBytes(spec.SystemOverlaySizeByte), model.FormatSizeBytes(model.MaxDiskBytes))
+	}
 	return spec, nil
 }
 
@@ -127,9 +130,12 @@ func checkSpec(spec model.VMSpec) error {
 	if err := model.CheckMemoryMiB(spec.MemoryMiB); err != nil {
 		return invalid("--memory %v", err)
 	}
-	if spec.WorkDiskSizeBytes < model.MinWorkDiskSizeBytes {
+	switch {
+	case spec.WorkDiskSizeBytes < model.MinWorkDiskSizeBytes:
 		return invalid("--disk %s is too small for a work disk (at least %s)",
 			model.FormatSizeBytes(spec.WorkDiskSizeBytes), model.FormatSizeBytes(model.MinWorkDiskSizeBytes))
+	case spec.WorkDiskSizeBytes > model.MaxDiskBytes:
+		return invalid("--disk %s is more than %s", model.FormatSizeBytes(spec.WorkDiskSizeBytes), model.FormatSizeBytes(model.MaxDiskBytes))
 	}
 	return nil
 }
@@ -220,8 +226,11 @@ func (s *Service) create(ctx context.Context, r *operation.Reporter, plan create
 	unlock := s.lockVM(vm.ID)
 	defer unlock()
 	defer func() {
-		if err != nil {
-			s.abandonCreate(ctx, vm, err)
+		if err == nil {
+			return
+		}
+		if cerr := s.abandonCreate(ctx, vm, err); cerr != nil {
+			err = fmt.Errorf("%w (and cleaning up after it failed: %w; remove the VM with 'banger vm rm %s')", err, cerr, vm.Name)
 		}
 	}()
 
@@ -262,8 +271,9 @@ func (s *Service) create(ctx context.Context, r *operation.Reporter, plan create
 // abandonCreate undoes a create that failed or was cancelled, under a
 // context of its own so a cancellation does not cut the clean-up short.
 // What cannot be undone is kept in the error state, with the reason,
-// for `vm rm` to finish.
-func (s *Service) abandonCreate(ctx context.Context, vm model.VMRecord, cause error) {
+// for `vm rm` to finish, and the clean-up's failure is returned, for
+// the create's error to carry.
+func (s *Service) abandonCreate(ctx context.Context, vm model.VMRecord, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
 	defer cancel()
 	op := oplog.Begin(ctx, s.logger, "vm.create.cleanup", oplog.VMAttrs(vm)...)
@@ -281,14 +291,15 @@ func (s *Service) abandonCreate(ctx context.Context, vm model.VMRecord, cause er
 		s.vmLocks.Delete(vm.ID)
 		s.removed(ctx, vm)
 		op.Done("cause", cause.Error())
-		return
+		return nil
 	}
 	// Keep the record on purpose: it is how banger finds what is left.
 	reason := fmt.Sprintf("%s: %v; clean-up failed too: %v; remove it with 'banger vm rm %s'", createFailed, cause, err, vm.Name)
 	if serr := s.setState(ctx, &vm, model.VMStateError, reason); serr != nil {
 		op.Warn("vm record not updated after a failed clean-up", "error", serr.Error())
+		err = errors.Join(err, fmt.Errorf("recording the error state: %w", serr))
 	}
-	op.Fail(err)
+	return op.Fail(err)
 }
 
 func firstNonZero[T int | int64](vals ...T) T {

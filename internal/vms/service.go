@@ -106,6 +106,9 @@ type Service struct {
 	now     func() time.Time
 
 	knownHosts *knownHosts
+	// sshPort is the port a guest's SSH server listens on: 22, unless a
+	// test points the service at a server of its own.
+	sshPort string
 	// bgCtx is the service's lifetime, for work no request owns (a VMM
 	// that exits on its own).
 	bgCtx context.Context
@@ -131,6 +134,7 @@ func New(ctx context.Context, d Deps) *Service {
 		taps: d.Taps, helper: d.Helper, ops: d.Ops, logger: d.Logger,
 		reflink: d.Reflink, hooks: d.Hooks, now: d.Clock,
 		knownHosts: &knownHosts{path: filepath.Join(d.Layout.StateDir, "known_hosts")},
+		sshPort:    "22",
 		bgCtx:      context.WithoutCancel(ctx),
 		monitors:   map[string]context.CancelFunc{},
 	}

@@ -54,7 +54,7 @@ func (s *Service) waitSSH(ctx context.Context, vm model.VMRecord, h vmm.Handle) 
 		HostKeyCallback: pinnedHostKey(pinned),
 		Timeout:         5 * time.Second,
 	}
-	addr := net.JoinHostPort(vm.Runtime.GuestIP, "22")
+	addr := net.JoinHostPort(vm.Runtime.GuestIP, s.sshPort)
 	ctx, cancel := context.WithTimeout(ctx, sshReadyLimit)
 	defer cancel()
 	var last error
