@@ -39,6 +39,12 @@ const (
 	keepDone    = 30 * time.Minute // finished operations stay in memory this long
 	maxWait     = 10 * time.Second // longest a status call waits for news
 	persistWait = 5 * time.Second
+	// gatherNews is how long a waiting status call, once news arrives,
+	// waits for more before answering (the end is answered at once). The
+	// stages of a create come milliseconds apart; answering each alone
+	// cost a round trip each, on both sides, for news no one can read
+	// that fast.
+	gatherNews = 10 * time.Millisecond
 )
 
 // Registry tracks the daemon's operations.
@@ -208,6 +214,8 @@ func (r *Registry) Status(ctx context.Context, id string, afterSeq int, wait tim
 	wait = min(wait, maxWait)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	var gathered <-chan time.Time // set once news arrives while waiting
+	waited, gatherDone := false, false
 	for {
 		r.mu.Lock()
 		o, ok := r.ops[id]
@@ -219,15 +227,24 @@ func (r *Registry) Status(ctx context.Context, id string, afterSeq int, wait tim
 			}
 			return api.OperationStatus{Operation: rec, Events: []api.OperationEvent{}, Progress: progressOf(rec)}, nil
 		}
-		if o.lastSeq > afterSeq || o.rec.State.Done() || wait <= 0 {
+		news := o.lastSeq > afterSeq
+		if o.rec.State.Done() || wait <= 0 || (news && (!waited || gatherDone)) {
 			st := o.statusLocked(afterSeq)
 			r.mu.Unlock()
 			return st, nil
 		}
 		changed := o.changed
 		r.mu.Unlock()
+		if news && gathered == nil {
+			g := time.NewTimer(gatherNews)
+			defer g.Stop()
+			gathered = g.C
+		}
+		waited = true
 		select {
 		case <-changed:
+		case <-gathered:
+			gatherDone = true
 		case <-deadline.C:
 			wait = 0
 		case <-ctx.Done():

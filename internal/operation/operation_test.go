@@ -185,3 +185,36 @@ func TestStatusWaitTimesOut(t *testing.T) {
 		t.Errorf("waited %v for a 50ms wait", d)
 	}
 }
+
+func TestWaitingStatusGathersNewsThatFollows(t *testing.T) {
+	reg := NewRegistry(newMemStore(), nil)
+	go1, block := make(chan struct{}), make(chan struct{})
+	defer close(block)
+	rec, _ := reg.Begin(context.Background(), "x", "y", []string{"a", "b", "c"}, func(ctx context.Context, r *Reporter) (any, error) {
+		<-go1
+		r.Stage("a")
+		r.Stage("b")
+		time.Sleep(2 * time.Millisecond)
+		r.Stage("c")
+		<-block
+		return nil, nil
+	})
+	first, _ := reg.Status(context.Background(), rec.ID, 0, 0)
+	close(go1)
+	s, err := reg.Status(context.Background(), rec.ID, first.LastSeq, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, e := range s.Events {
+		stages = append(stages, e.Message)
+	}
+	if len(s.Events) != 3 {
+		t.Errorf("one waiting call answered with %d events %q, want the 3 stages that came within %v", len(s.Events), stages, gatherNews)
+	}
+	// A call that does not wait answers with what there is, at once.
+	start := time.Now()
+	if _, err := reg.Status(context.Background(), rec.ID, 0, 0); err != nil || time.Since(start) > gatherNews {
+		t.Errorf("a non-waiting call took %v (%v)", time.Since(start), err)
+	}
+}
