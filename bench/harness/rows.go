@@ -1,5 +1,7 @@
 package main
 
+import "runtime"
+
 // metric names one benchmark's values in one unit.
 type metric struct{ bench, unit string }
 
@@ -34,7 +36,17 @@ var rows = []row{
 	{Title: "`vm create` to SSH ready, qemu driver, vs. plain QEMU booting the image to an SSH login", Banger: metric{"BenchmarkCreateToSSH/qemu", "s/to-ssh"}, Raw: metric{"BenchmarkCreateToSSH/plain-qemu", "s/to-ssh"}, Unit: "s", MaxRatio: 1.1},
 	{Title: "`vm create` to SSH ready, firecracker driver (test double), vs. plain QEMU", Banger: metric{"BenchmarkCreateToSSH/firecracker", "s/to-ssh"}, Raw: metric{"BenchmarkCreateToSSH/plain-qemu", "s/to-ssh"}, Unit: "s", MaxRatio: 1.1},
 	{Title: "10 concurrent `banger vm create --no-start` (XFS), wall time, vs. one alone", Banger: metric{"BenchmarkConcurrentCreate/ten", "s/wall"}, Raw: metric{"BenchmarkConcurrentCreate/one", "s/wall"}, Unit: "ms", Scale: 1e3, MaxRatio: 4,
-		Why: "nothing serialises the creates any more (the CPU is busy for the whole wall time); they are CPU-bound: one create costs ~14 ms of CPU (a CLI process ~3.5 ms, bangerd ~5 ms, `mkfs.ext4` ~2.7 ms, the kernel the rest; perf stat and /proc/PID/task/*/schedstat), and one alone already runs on both cores, so ten on two cores cannot take less than ~4.5× one."},
+		Why: "nothing serialises the creates any more: both cores are busy for ~90% of the wall time (next row), so the ten are CPU-bound. One create costs 13–15 ms of CPU (the row after) (a CLI process ~3.5 ms, bangerd ~3.5 ms, `mkfs.ext4` ~2.7 ms, the kernel's process starts and exits the rest; perf record -a), while one alone takes 12–13 ms of wall time because it already spreads over both cores. Ten on two cores need at least ten times the CPU over two (the row after next): ≤ 4× would take four cores or more here."},
+	{Title: "… the machine's CPU busy while the ten run (/proc/stat, both cores)", Banger: metric{"BenchmarkConcurrentCreate/ten", "busy-pct"}, Unit: "%"},
+	{Title: "… CPU time the machine spent per create, ten at once (CLI, bangerd, `mkfs.ext4`, kernel)", Banger: metric{"BenchmarkConcurrentCreate/ten", "cpu-ms/create"}, Unit: "ms"},
+	{Title: "… the least wall time ten creates can take here (ten × CPU per create ÷ cores), vs. one alone", Raw: metric{"BenchmarkConcurrentCreate/one", "s/wall"}, Unit: "ms", Scale: 1e3,
+		Derive: func(v values) []float64 {
+			cpu := median(v[metric{"BenchmarkConcurrentCreate/ten", "cpu-ms/create"}])
+			if cpu == 0 {
+				return nil
+			}
+			return []float64{10 * cpu / 1e3 / float64(runtime.NumCPU())}
+		}},
 	{Title: "helper `tap.create` + `tap.delete` vs. the same netlink calls made directly", Banger: metric{"BenchmarkTapCreateDelete/helper", "ns/op"}, Raw: metric{"BenchmarkTapCreateDelete/raw", "ns/op"}, Unit: "ms", Scale: 1e-6},
 	{Title: "tap from the warm pool (take + return) vs. creating and deleting a tap", Banger: metric{"BenchmarkTapCreateDelete/pool-hit", "ns/op"}, Raw: metric{"BenchmarkTapCreateDelete/raw", "ns/op"}, Unit: "µs", Scale: 1e-3},
 	{Title: "RPC call (dial, request, dispatch, answer) vs. a bare unix-socket line exchange, both in-process", Banger: metric{"BenchmarkCall", "ns/op"}, Raw: metric{"BenchmarkRawUnixRoundTrip", "ns/op"}, Unit: "µs", Scale: 1e-3, MaxRatio: 2},

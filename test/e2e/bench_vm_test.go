@@ -153,13 +153,15 @@ func BenchmarkConcurrentCreate(b *testing.B) {
 	n := 0
 	create := func(b *testing.B, count int) {
 		s := newSamples(b, "s/wall")
+		var used, total time.Duration // CPU time used on the machine, and available, while creating
+		creates := 0
 		for b.Loop() {
 			names := make([]string, count)
 			for i := range names {
 				n++
 				names[i] = fmt.Sprintf("c%d", n)
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), readCPUTicks(b)
 			var wg sync.WaitGroup
 			errs := make([]string, count)
 			for i, name := range names {
@@ -173,6 +175,8 @@ func BenchmarkConcurrentCreate(b *testing.B) {
 			}
 			wg.Wait()
 			s.add(time.Since(t0).Seconds())
+			u, a := readCPUTicks(b).since(c0)
+			used, total, creates = used+u, total+a, creates+count
 			b.StopTimer()
 			for i, name := range names {
 				if errs[i] != "" {
@@ -184,6 +188,12 @@ func BenchmarkConcurrentCreate(b *testing.B) {
 			b.StartTimer()
 		}
 		s.report()
+		// Summed over the iterations, and only for ten: /proc/stat
+		// counts in 10 ms ticks, too coarse for one create's ~12 ms.
+		if count > 1 {
+			b.ReportMetric(used.Seconds()*1e3/float64(creates), "cpu-ms/create")
+			b.ReportMetric(100*used.Seconds()/total.Seconds(), "busy-pct")
+		}
 	}
 	b.Run("one", func(b *testing.B) { create(b, 1) })
 	b.Run("ten", func(b *testing.B) { create(b, 10) })
