@@ -100,7 +100,7 @@ func Parse(data []byte, source string, layout paths.Layout, home string) (model.
 
 	cfg := Defaults(layout, home)
 	p.apply(&cfg, &raw, &vmDefaults)
-	cfg.FileSync = p.fileSync(syncTables)
+	cfg.FileSync = p.fileSync(syncTables, cfg.HostHomeDir)
 	if err := p.err(); err != nil {
 		return model.DaemonConfig{}, err
 	}

@@ -103,7 +103,7 @@ func fullWant() model.DaemonConfig {
 		FileSync: []model.FileSyncEntry{
 			{Host: "~/.gitconfig", Guest: "/root/.gitconfig"},
 			{Host: "~/.config/nvim", Guest: "/root/.config/nvim", Mode: "0755"},
-			{Host: "/etc/ssl/certs/corp-ca.pem", Guest: "/root/certs/corp-ca.pem", Mode: "644"},
+			{Host: "/home/dev/certs/corp-ca.pem", Guest: "/root/certs/corp-ca.pem", Mode: "644"},
 		},
 		VMDefaults: model.VMDefaultsOverride{
 			VCPUCount:             4,
@@ -215,13 +215,13 @@ func TestParseAccepts(t *testing.T) {
 			return c.VMDefaults.VCPUCount == 1 && c.VMDefaults.MemoryMiB == 128
 		}},
 		{"memory max", "[vm_defaults]\nmemory_mib = 1048576", func(c model.DaemonConfig) bool { return c.VMDefaults.MemoryMiB == 1048576 }},
-		{"file_sync inline array", `file_sync = [{ host = "/a", guest = "/root/a" }, { host = "~/b", guest = "~/b", mode = "0" }]`, func(c model.DaemonConfig) bool {
-			return reflect.DeepEqual(c.FileSync, []model.FileSyncEntry{{Host: "/a", Guest: "/root/a"}, {Host: "~/b", Guest: "/root/b", Mode: "0"}})
+		{"file_sync inline array", `file_sync = [{ host = "/home/alice/a", guest = "/root/a" }, { host = "~/b", guest = "~/b", mode = "0" }]`, func(c model.DaemonConfig) bool {
+			return reflect.DeepEqual(c.FileSync, []model.FileSyncEntry{{Host: "/home/alice/a", Guest: "/root/a"}, {Host: "~/b", Guest: "/root/b", Mode: "0"}})
 		}},
 		{"file_sync host kept as written", "[[file_sync]]\nhost = \"~/a/../b/\"\nguest = \"/root/x/./y/\"", func(c model.DaemonConfig) bool {
 			return reflect.DeepEqual(c.FileSync, []model.FileSyncEntry{{Host: "~/a/../b/", Guest: "/root/x/y"}})
 		}},
-		{"file_sync mode 0777", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"0777\"", func(c model.DaemonConfig) bool { return c.FileSync[0].Mode == "0777" }},
+		{"file_sync mode 0777", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"0777\"", func(c model.DaemonConfig) bool { return c.FileSync[0].Mode == "0777" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parse(t, tc.src)
@@ -247,7 +247,7 @@ func TestParseRejects(t *testing.T) {
 		{"unknown table", "[network]\nmtu = 1500", "network"},
 		{"unknown vm_defaults key", "[vm_defaults]\ncpus = 2", "vm_defaults.cpus"},
 		{"vm_defaults key in wrong case", "[vm_defaults]\nVCPU_COUNT = 2", "vm_defaults.VCPU_COUNT"},
-		{"unknown file_sync key", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\n[[file_sync]]\nhost = \"/b\"\nguest = \"~/b\"\nowner = \"root\"", "file_sync[1].owner"},
+		{"unknown file_sync key", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\n[[file_sync]]\nhost = \"/home/alice/b\"\nguest = \"~/b\"\nowner = \"root\"", "file_sync[1].owner"},
 
 		// Types.
 		{"string for int", `tap_pool_size = "4"`, "tap_pool_size"},
@@ -258,7 +258,7 @@ func TestParseRejects(t *testing.T) {
 		{"string for bool", "[vm_defaults]\nnat_enabled = \"yes\"", "vm_defaults.nat_enabled"},
 		{"vm_defaults not a table", `vm_defaults = 3`, "vm_defaults"},
 		{"file_sync not an array", `file_sync = "~/.bashrc"`, "file_sync"},
-		{"file_sync single table", "[file_sync]\nhost = \"/a\"\nguest = \"~/a\"", "file_sync"},
+		{"file_sync single table", "[file_sync]\nhost = \"/home/alice/a\"\nguest = \"~/a\"", "file_sync"},
 		{"file_sync element not a table", `file_sync = ["/a"]`, "file_sync[0]"},
 
 		// log_level and vmm.
@@ -354,21 +354,27 @@ func TestParseRejects(t *testing.T) {
 		{"file_sync host whole home", "[[file_sync]]\nhost = \"~/\"\nguest = \"~/home\"", "file_sync[0].host"},
 		{"file_sync host leaves home", "[[file_sync]]\nhost = \"~/../bob/.ssh\"\nguest = \"~/x\"", "file_sync[0].host"},
 		{"file_sync host leaves home deep", "[[file_sync]]\nhost = \"~/a/../../etc\"\nguest = \"~/x\"", "file_sync[0].host"},
+		{"file_sync host absolute outside home", "[[file_sync]]\nhost = \"/etc/passwd\"\nguest = \"~/passwd\"", "file_sync[0].host"},
+		{"file_sync host absolute escaping home", "[[file_sync]]\nhost = \"/home/alice/../bob/.ssh\"\nguest = \"~/x\"", "file_sync[0].host"},
+		{"file_sync host absolute sibling", "[[file_sync]]\nhost = \"/home/alice2/x\"\nguest = \"~/x\"", "file_sync[0].host"},
+		{"file_sync host absolute home itself", "[[file_sync]]\nhost = \"/home/alice/\"\nguest = \"~/x\"", "file_sync[0].host"},
+		{"file_sync host relative escaping", "[[file_sync]]\nhost = \"../../etc/passwd\"\nguest = \"~/x\"", "file_sync[0].host"},
+		{"file_sync host outside a configured home", "host_home_dir = \"/srv/dev\"\n[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/x\"", "file_sync[0].host"},
 		{"file_sync host empty", "[[file_sync]]\nhost = \"\"\nguest = \"~/x\"", "file_sync[0].host"},
 		{"file_sync host not a string", "[[file_sync]]\nhost = 1\nguest = \"~/x\"", "file_sync[0].host"},
-		{"file_sync guest outside root", "[[file_sync]]\nhost = \"/a\"\nguest = \"/etc/passwd\"", "file_sync[0].guest"},
-		{"file_sync guest escapes root", "[[file_sync]]\nhost = \"/a\"\nguest = \"/root/../etc\"", "file_sync[0].guest"},
-		{"file_sync guest tilde escapes", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/../etc/shadow\"", "file_sync[0].guest"},
-		{"file_sync guest root prefix", "[[file_sync]]\nhost = \"/a\"\nguest = \"/rootkit/x\"", "file_sync[0].guest"},
-		{"file_sync guest is root", "[[file_sync]]\nhost = \"/a\"\nguest = \"/root/\"", "file_sync[0].guest"},
-		{"file_sync guest relative", "[[file_sync]]\nhost = \"/a\"\nguest = \".bashrc\"", "file_sync[0].guest"},
-		{"file_sync mode not octal", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"0800\"", "file_sync[0].mode"},
-		{"file_sync mode too big", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"1777\"", "file_sync[0].mode"},
-		{"file_sync mode symbolic", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"rw-r--r--\"", "file_sync[0].mode"},
-		{"file_sync mode negative", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"-600\"", "file_sync[0].mode"},
-		{"file_sync mode empty", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = \"\"", "file_sync[0].mode"},
-		{"file_sync mode integer", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\nmode = 600", "file_sync[0].mode"},
-		{"file_sync third entry", "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\n[[file_sync]]\nhost = \"/b\"\nguest = \"~/b\"\n[[file_sync]]\nhost = \"/c\"\nguest = \"/etc/c\"", "file_sync[2].guest"},
+		{"file_sync guest outside root", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"/etc/passwd\"", "file_sync[0].guest"},
+		{"file_sync guest escapes root", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"/root/../etc\"", "file_sync[0].guest"},
+		{"file_sync guest tilde escapes", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/../etc/shadow\"", "file_sync[0].guest"},
+		{"file_sync guest root prefix", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"/rootkit/x\"", "file_sync[0].guest"},
+		{"file_sync guest is root", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"/root/\"", "file_sync[0].guest"},
+		{"file_sync guest relative", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \".bashrc\"", "file_sync[0].guest"},
+		{"file_sync mode not octal", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"0800\"", "file_sync[0].mode"},
+		{"file_sync mode too big", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"1777\"", "file_sync[0].mode"},
+		{"file_sync mode symbolic", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"rw-r--r--\"", "file_sync[0].mode"},
+		{"file_sync mode negative", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"-600\"", "file_sync[0].mode"},
+		{"file_sync mode empty", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = \"\"", "file_sync[0].mode"},
+		{"file_sync mode integer", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\nmode = 600", "file_sync[0].mode"},
+		{"file_sync third entry", "[[file_sync]]\nhost = \"/home/alice/a\"\nguest = \"~/a\"\n[[file_sync]]\nhost = \"/home/alice/b\"\nguest = \"~/b\"\n[[file_sync]]\nhost = \"/home/alice/c\"\nguest = \"/etc/c\"", "file_sync[2].guest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, tc.src)

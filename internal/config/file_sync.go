@@ -3,9 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"banger/internal/guestapi"
 	"banger/internal/model"
@@ -37,8 +35,9 @@ func (p *parser) fileSyncTables(v any) []map[string]any {
 	}
 }
 
-// fileSync validates each entry's host, guest and mode.
-func (p *parser) fileSync(tables []map[string]any) []model.FileSyncEntry {
+// fileSync validates each entry's host, guest and mode. home is the
+// configured host_home_dir, the only place hosts may name.
+func (p *parser) fileSync(tables []map[string]any, home string) []model.FileSyncEntry {
 	var entries []model.FileSyncEntry
 	for i, t := range tables {
 		key := func(name string) string { return fmt.Sprintf("file_sync[%d].%s", i, name) }
@@ -50,7 +49,7 @@ func (p *parser) fileSync(tables []map[string]any) []model.FileSyncEntry {
 			dst      *string
 			check    func(string) (string, error)
 		}{
-			{"host", true, &e.Host, parseSyncHost},
+			{"host", true, &e.Host, func(s string) (string, error) { return parseSyncHost(s, home) }},
 			{"guest", true, &e.Guest, parseSyncGuest},
 			{"mode", false, &e.Mode, parseSyncMode},
 		} {
@@ -80,26 +79,14 @@ func (p *parser) fileSync(tables []map[string]any) []model.FileSyncEntry {
 	return entries
 }
 
-// parseSyncHost accepts "~/..." (kept as written: the daemon expands it
-// against HostHomeDir at VM create time) or an absolute path. A "~/"
-// path must stay inside the home lexically and must not be the home
-// itself, which would copy every secret in it into the VM.
-func parseSyncHost(s string) (string, error) {
-	if err := checkPathString(s); err != nil {
+// parseSyncHost is model.SyncHostPath: "~/..." or an absolute path,
+// strictly inside home once cleaned; "/etc/passwd" and "~/../x" are
+// refused here, before any VM is made. It is kept as written: the work
+// disk build expands it again, and then resolves its symlinks, which
+// must lead inside the home too.
+func parseSyncHost(s, home string) (string, error) {
+	if _, err := model.SyncHostPath(s, home); err != nil {
 		return "", err
-	}
-	switch {
-	case strings.HasPrefix(s, "~/"):
-		rel := filepath.Clean(strings.TrimLeft(s[2:], "/"))
-		if rel == "." {
-			return "", fmt.Errorf("%q is the whole home directory; name a file or directory inside it", s)
-		}
-		if rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("%q leaves the home directory", s)
-		}
-	case filepath.IsAbs(s):
-	default:
-		return "", fmt.Errorf("%q must be an absolute path or start with ~/", s)
 	}
 	return s, nil
 }

@@ -20,6 +20,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("cidr = \"/24\"\nbridge_ip = \"10.0.0.1\"\n"))
 	f.Add([]byte("file_sync = [{ host = \"~/a\", guest = \"~/../b\" }]\n"))
+	f.Add([]byte("host_home_dir = \"/srv/me\"\nfile_sync = [{ host = \"/srv/me/../x\", guest = \"~/x\" }]\n"))
 	f.Add([]byte("[vm_defaults]\nwork_disk_size = 1\nsystem_overlay_size = \"1K\"\n"))
 
 	layout := paths.Layout{StateDir: "/state/banger"}
@@ -65,10 +66,9 @@ func FuzzParse(f *testing.F) {
 			if !strings.HasPrefix(e.Host, "~/") && !strings.HasPrefix(e.Host, "/") {
 				t.Errorf("host %q is neither ~/ nor absolute", e.Host)
 			}
-			if strings.HasPrefix(e.Host, "~/") {
-				if rel, err := filepath.Rel("/home/alice", ExpandHome(e.Host, "/home/alice")); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-					t.Errorf("host %q leaves home (%q)", e.Host, rel)
-				}
+			// Written either way, the host stays strictly inside the home.
+			if rel, err := filepath.Rel(cfg.HostHomeDir, ExpandHome(e.Host, cfg.HostHomeDir)); err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				t.Errorf("host %q leaves home %s (%q)", e.Host, cfg.HostHomeDir, rel)
 			}
 		}
 	})

@@ -20,13 +20,13 @@ import (
 // File sync (model.FileSyncEntry), as BuildWorkDisk applies it. Every
 // error and warning starts with the entry: "file_sync[i] (host → guest)".
 //
-//   - Host "~/x" is x in the home; once every symlink is resolved (the
-//     entry's own and, in a directory, each one inside) it must still be
-//     in the home, or the entry is an error and the create fails. An
-//     absolute host path is taken as given, but the symlinks inside a
-//     synced directory must stay inside that directory. Symlinks are
-//     followed: the guest gets what they point to, never a link to a
-//     host path.
+//   - Host "~/x" is x in the home, and an absolute host path must name
+//     something inside the home too (model.SyncHostPath has the rules:
+//     "/etc/passwd", "~/../x" and relative paths are errors). Once every
+//     symlink is resolved (the entry's own and, in a directory, each one
+//     inside) it must still be in the home, or the entry is an error and
+//     the create fails. Symlinks are followed: the guest gets what they
+//     point to, never a link to a host path.
 //   - A missing host path, a symlink to nothing, a socket, FIFO or
 //     device are warnings: skipped, and the create goes on.
 //   - Guest "~/x" or "/root/x" is x on the work disk; anything else, or
@@ -53,10 +53,9 @@ const (
 type syncEntry struct {
 	label string // file_sync[i] (host → guest), the prefix of its errors and warnings
 
-	// bound is the resolved directory every symlink in the entry must
-	// stay in: the home for a "~/" host path, the synced directory itself
-	// for an absolute one. root opens sources through bound, so that a
-	// symlink swapped in after the check cannot lead out of it either.
+	// bound is the resolved home, which every symlink in the entry must
+	// stay in. root opens sources through bound, so that a symlink
+	// swapped in after the check cannot lead out of it either.
 	bound string
 	root  *os.Root
 
@@ -107,7 +106,7 @@ func planSync(i int, se model.FileSyncEntry, home string, budget, diskSize int64
 	if err != nil {
 		return nil, e.errorf("%w", err)
 	}
-	host, inHome, err := expandHost(se.Host, home)
+	host, err := model.SyncHostPath(se.Host, home)
 	if err != nil {
 		return nil, e.errorf("%w", err)
 	}
@@ -124,57 +123,54 @@ func planSync(i int, se model.FileSyncEntry, home string, budget, diskSize int64
 	} else if err != nil {
 		return nil, e.errorf("resolve %s: %w", host, err)
 	}
-	if inHome {
-		homeReal, err := filepath.EvalSymlinks(home)
-		if err != nil {
-			return nil, e.errorf("home directory: %w", err)
-		}
-		if !within(real, homeReal) {
-			return nil, e.errorf("%s resolves to %s, outside the home directory %s; refusing to copy it", host, real, homeReal)
-		}
-		if real == homeReal {
-			return nil, e.errorf("%s resolves to the home directory itself; refusing to copy all of it", host)
-		}
-		e.bound = homeReal
+	homeReal, err := filepath.EvalSymlinks(home)
+	if err != nil {
+		return nil, e.errorf("home directory: %w", err)
 	}
+	if !within(real, homeReal) {
+		return nil, e.errorf("%s resolves to %s, outside the home directory %s; refusing to copy it", host, real, homeReal)
+	}
+	if real == homeReal {
+		return nil, e.errorf("%s resolves to the home directory itself; refusing to copy all of it", host)
+	}
+	e.bound = homeReal
 	fi, err := os.Stat(real)
 	if err != nil {
 		return nil, e.errorf("%w", err)
 	}
 	switch {
 	case fi.IsDir():
-		if e.bound == "" {
-			e.bound = real
-		}
-		if e.root, err = os.OpenRoot(e.bound); err != nil {
-			return nil, e.errorf("%w", err)
-		}
 		if !explicit {
 			mode = syncDirMode
 		}
-		if err := e.walkDir(real, dst, mode); err != nil {
-			e.root.Close()
-			return nil, err
-		}
+		err = e.openRoot(func() error { return e.walkDir(real, dst, mode) })
 	case fi.Mode().IsRegular():
 		if !explicit {
 			mode = fileMode(fi.Mode())
 		}
-		if e.bound != "" {
-			if e.root, err = os.OpenRoot(e.bound); err != nil {
-				return nil, e.errorf("%w", err)
-			}
-		}
-		if err := e.addFile(real, dst, mode, fi.Size()); err != nil {
-			if e.root != nil {
-				e.root.Close()
-			}
-			return nil, err
-		}
+		err = e.openRoot(func() error { return e.addFile(real, dst, mode, fi.Size()) })
 	default:
 		e.warnf("%s is %s; skipped", host, kindOf(fi.Mode()))
 	}
+	if err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// openRoot opens the entry's root at its bound, then runs plan; if plan
+// fails, the root is closed again.
+func (e *syncEntry) openRoot(plan func() error) error {
+	var err error
+	if e.root, err = os.OpenRoot(e.bound); err != nil {
+		return e.errorf("%w", err)
+	}
+	if err := plan(); err != nil {
+		e.root.Close()
+		e.root = nil
+		return err
+	}
+	return nil
 }
 
 // walkDir plans the copy of the resolved directory dir to dst, with the
@@ -266,16 +262,11 @@ func (e *syncEntry) copyFile(s *stage, op syncOp) (int64, error) {
 	// O_NONBLOCK: a file swapped for a FIFO since planning must not hang
 	// the create; it is refused below instead.
 	flags := os.O_RDONLY | unix.O_NONBLOCK
-	var f *os.File
-	var err error
-	if e.root != nil {
-		var rel string
-		if rel, err = filepath.Rel(e.bound, op.src); err == nil {
-			f, err = e.root.OpenFile(rel, flags, 0)
-		}
-	} else {
-		f, err = os.OpenFile(op.src, flags, 0)
+	rel, err := filepath.Rel(e.bound, op.src)
+	if err != nil {
+		return 0, err
 	}
+	f, err := e.root.OpenFile(rel, flags, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -310,31 +301,6 @@ func fileMode(m fs.FileMode) uint32 {
 		return syncExecMode
 	}
 	return syncFileMode
-}
-
-// expandHost turns an entry's host path into an absolute one, reporting
-// whether it was "~/"-relative (and so must stay in the home).
-func expandHost(host, home string) (string, bool, error) {
-	switch {
-	case host == "~" || strings.HasPrefix(host, "~/"):
-		if home == "" || !filepath.IsAbs(home) {
-			return "", false, fmt.Errorf("host path %q needs the home directory, and none is configured (host_home_dir)", host)
-		}
-		rel := filepath.Clean(strings.TrimLeft(strings.TrimPrefix(host, "~"), "/"))
-		if rel == "." {
-			return "", false, fmt.Errorf("host path %q is the whole home directory; name a file or directory inside it", host)
-		}
-		if rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", false, fmt.Errorf("host path %q leaves the home directory", host)
-		}
-		return filepath.Join(home, rel), true, nil
-	case filepath.IsAbs(host):
-		return filepath.Clean(host), false, nil
-	case strings.HasPrefix(host, "~"):
-		return "", false, fmt.Errorf("host path %q: only ~/ (the configured home) is expanded, not ~user", host)
-	default:
-		return "", false, fmt.Errorf("host path %q must be absolute or start with ~/", host)
-	}
 }
 
 // guestRel maps a guest path, "~/x" or "/root/x", to its path in the

@@ -84,7 +84,8 @@ const (
 
 func TestBuildWorkDisk(t *testing.T) {
 	base := t.TempDir()
-	home, seed, abs, out := filepath.Join(base, "home"), filepath.Join(base, "seed"), filepath.Join(base, "abs"), filepath.Join(base, "out")
+	home, seed, out := filepath.Join(base, "home"), filepath.Join(base, "seed"), filepath.Join(base, "out")
+	abs := filepath.Join(home, "abs") // named by an absolute path, inside the home
 	tree(t, seed, map[string]string{
 		".bashrc":          "seed bashrc\n",
 		".profile":         "seed profile\n",
@@ -189,8 +190,9 @@ func TestBuildWorkDisk(t *testing.T) {
 	// A later entry wins; an explicit Mode on a file.
 	wantExt(t, img, "/root/same.txt", regular|0o600, "from b\n")
 	wantExt(t, img, "/root/cfg.txt", regular|0o640, "cfg\n")
-	// An absolute host path that is itself a symlink is taken as given;
-	// the symlink inside it stays inside it, and is copied as a file.
+	// An absolute host path inside the home that is itself a symlink is
+	// followed; the symlink inside it stays in the home, and is copied as
+	// a file.
 	wantExt(t, img, "/root/abs", dirType|0o755, "")
 	wantExt(t, img, "/root/abs/x", regular|0o600, "x\n")
 	wantExt(t, img, "/root/abs/y", regular|0o600, "x\n")
