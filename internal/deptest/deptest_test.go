@@ -83,6 +83,7 @@ var belowServices = []string{
 	"banger/internal/store",
 	"banger/internal/operation",
 	"banger/internal/oplog",
+	"banger/internal/failpoint",
 	"banger/internal/tappool",
 	"banger/internal/imagebuild",
 	"banger/internal/model",

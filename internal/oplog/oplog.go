@@ -3,7 +3,10 @@
 // operation logs — one operation's start, its stages (with the time
 // since the start and since the stage before) and its end — as the
 // seed's logger wrote them. It sits below every service, so none of
-// them needs the daemon to log.
+// them needs the daemon to log. A stage record is also where the crash
+// tests stop a process (internal/failpoint): the point "<operation>:
+// <stage>" is reached as the stage is logged, "<operation>:done" as the
+// operation's success is about to be.
 package oplog
 
 import (
@@ -14,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"banger/internal/failpoint"
 	"banger/internal/model"
 	"banger/internal/opid"
 )
@@ -143,10 +147,12 @@ func (l *Log) stageAt(level slog.Level, stage string, attrs []any) {
 		"since_last_stage_ms", now.Sub(l.last).Milliseconds(),
 	}, attrs...)...)
 	l.last = now
+	failpoint.Hit(l.name + ":" + stage)
 }
 
 // Done records the operation's success.
 func (l *Log) Done(attrs ...any) {
+	failpoint.Hit(l.name + ":done")
 	l.log(slog.LevelInfo, "operation completed",
 		append([]any{"duration_ms", time.Since(l.started).Milliseconds()}, attrs...)...)
 }
