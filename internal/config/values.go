@@ -95,7 +95,7 @@ func sizeField(dst *int64) func(any) error {
 		}
 		n, err := model.ParseSize(s)
 		if err != nil {
-			return fmt.Errorf("%q: %w", s, err)
+			return fmt.Errorf("%q: %w; use %s", s, err, model.SizeSyntax)
 		}
 		*dst = n
 		return nil

@@ -71,7 +71,7 @@ func (r Recipe) Normalize() (Recipe, int64, error) {
 	}
 	size, err := model.ParseSize(r.Size)
 	if err != nil {
-		return bad("--size %q: %v", r.Size, err)
+		return bad("%v", model.SizeError("--size", r.Size, err))
 	}
 	if size < 512<<20 {
 		return bad("--size %s is too small for a Debian root filesystem (at least 512M)", r.Size)

@@ -62,6 +62,7 @@ func TestRecipeNormalize(t *testing.T) {
 		{Recipe{Size: "100M"}, "too small"},
 		{Recipe{Size: "4T"}, "--size"},
 		{Recipe{Size: "lots"}, "--size"},
+		{Recipe{Size: "1.5G"}, `--size "1.5G": "1.5" is not a whole number; use a whole number with K, M or G, e.g. 1536M`},
 		{Recipe{Packages: []string{"vim;reboot"}}, "--packages"},
 		{Recipe{Packages: []string{"-o=Dpkg::Options"}}, "--packages"},
 		{Recipe{Mirror: "ftp://x/debian"}, "--mirror"},

@@ -2,7 +2,10 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,34 +26,38 @@ func TestParseSize(t *testing.T) {
 		{" 2G ", 2 * gib, ""},
 		{"2048", 2048 * mib, ""}, // a bare number is MiB
 		{"1", mib, ""},
+		{"+1G", gib, ""}, // as the seed's strconv.ParseInt reads it
 		{"128G", MaxDiskBytes, ""},
 		{"131072M", MaxDiskBytes, ""},
-		{"", 0, "size is required"},
-		{"   ", 0, "size is required"},
-		{"0", 0, `size must be positive: "0"`},
-		{"0G", 0, `size must be positive: "0G"`},
-		{"-1G", 0, `size must be positive: "-1G"`},
-		{"-5", 0, `size must be positive: "-5"`},
-		{"129G", 0, "size exceeds max of 137438953472 bytes"},
-		{"131073M", 0, "size exceeds max of 137438953472 bytes"},
-		{"134217729K", 0, "size exceeds max of 137438953472 bytes"},
+		{"", 0, "no size given"},
+		{"   ", 0, "no size given"},
+		{"0", 0, "not more than 0"},
+		{"0G", 0, "not more than 0"},
+		{"-1G", 0, "not more than 0"},
+		{"-5", 0, "not more than 0"},
+		{"-99999999999999999999", 0, "not more than 0"},
+		{"129G", 0, "more than the maximum, 128G"},
+		{"131073M", 0, "more than the maximum, 128G"},
+		{"134217729K", 0, "more than the maximum, 128G"},
 		// Would overflow int64 if multiplied before the cap check.
-		{"9223372036854775807K", 0, "size exceeds max"},
-		{"8589934592G", 0, "size exceeds max"},
-		{"99999999999999999999", 0, `parse size "99999999999999999999"`},
-		{"8GB", 0, `unsupported size suffix: "B"`},
-		{"8T", 0, `unsupported size suffix: "T"`},
-		{"1.5G", 0, `parse size "1.5G"`},
-		{"G", 0, `parse size "G"`},
-		{"abc", 0, `unsupported size suffix: "C"`},
-		{"8 G", 0, `parse size "8 G"`},
+		{"9223372036854775807K", 0, "more than the maximum, 128G"},
+		{"8589934592G", 0, "more than the maximum, 128G"},
+		{"99999999999999999999", 0, "more than the maximum, 128G"},
+		{"8GB", 0, `unit "B" is not K, M or G`},
+		{"8T", 0, `unit "T" is not K, M or G`},
+		{"1.5G", 0, `"1.5" is not a whole number`},
+		{"1.5", 0, `"1.5" is not a whole number`},
+		{"G", 0, "no number before the unit"},
+		{"abc", 0, "not a size"},
+		{"big", 0, "not a size"},
+		{"8 G", 0, `"8 " is not a whole number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
 			got, err := ParseSize(tt.raw)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseSize(%q) = %d, %v; want error containing %q", tt.raw, got, err, tt.wantErr)
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("ParseSize(%q) = %d, %v; want error %q", tt.raw, got, err, tt.wantErr)
 				}
 				return
 			}
@@ -59,6 +66,100 @@ func TestParseSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSizeError: what a refused size tells the user: what named it, the
+// value, why, and what is accepted — never a strconv error.
+func TestSizeError(t *testing.T) {
+	for _, tc := range []struct{ what, raw, want string }{
+		{"--disk", "1.5G", `--disk "1.5G": "1.5" is not a whole number; use a whole number with K, M or G, e.g. 1536M or 8G (a bare number is MiB)`},
+		{"--disk", "abc", `--disk "abc": not a size; use a whole number with K, M or G, e.g. 1536M or 8G (a bare number is MiB)`},
+		{"vm_defaults.work_disk_size:", "8T", `vm_defaults.work_disk_size: "8T": unit "T" is not K, M or G; use a whole number with K, M or G, e.g. 1536M or 8G (a bare number is MiB)`},
+	} {
+		_, err := ParseSize(tc.raw)
+		if got := SizeError(tc.what, tc.raw, err).Error(); got != tc.want {
+			t.Errorf("SizeError(%q, %q):\n got %s\nwant %s", tc.what, tc.raw, got, tc.want)
+		}
+	}
+}
+
+// seedParseSize is the seed's ParseSize, kept to prove the rules did not
+// change when the messages did.
+func seedParseSize(raw string) (int64, error) {
+	if raw == "" {
+		return 0, errors.New("size is required")
+	}
+	raw = strings.TrimSpace(strings.ToUpper(raw))
+	if raw == "" {
+		return 0, errors.New("size is required")
+	}
+	unit := raw[len(raw)-1]
+	multiplier := int64(1024 * 1024)
+	number := raw
+	switch unit {
+	case 'K':
+		multiplier = 1024
+		number = raw[:len(raw)-1]
+	case 'M':
+		multiplier = 1024 * 1024
+		number = raw[:len(raw)-1]
+	case 'G':
+		multiplier = 1024 * 1024 * 1024
+		number = raw[:len(raw)-1]
+	default:
+		if unit < '0' || unit > '9' {
+			return 0, fmt.Errorf("unsupported size suffix: %q", string(unit))
+		}
+	}
+	value, err := strconv.ParseInt(number, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse size %q: %w", raw, err)
+	}
+	result := value * multiplier
+	if result <= 0 {
+		return 0, fmt.Errorf("size must be positive: %q", raw)
+	}
+	if result > MaxDiskBytes {
+		return 0, fmt.Errorf("size exceeds max of %d bytes", MaxDiskBytes)
+	}
+	return result, nil
+}
+
+// sameAsSeed reports whether ParseSize and the seed's agree on raw. The
+// one difference allowed: a number so large that the seed's
+// value*multiplier wraps around, which the seed may accept as a small
+// size and ParseSize refuses.
+func sameAsSeed(raw string) (bool, string) {
+	got, gerr := ParseSize(raw)
+	want, werr := seedParseSize(raw)
+	if (gerr == nil) == (werr == nil) && got == want {
+		return true, ""
+	}
+	if werr == nil && gerr != nil && strings.HasPrefix(gerr.Error(), "more than the maximum") {
+		return true, "" // the seed's overflow
+	}
+	return false, fmt.Sprintf("ParseSize(%q) = %d, %v; the seed's = %d, %v", raw, got, gerr, want, werr)
+}
+
+func TestParseSizeKeepsTheSeedsRules(t *testing.T) {
+	for _, raw := range []string{"", " ", "1", "1k", "1K", "512m", "8g", "8G ", " 8G", "+8G", "-8G", "0", "0K",
+		"1.5G", "abc", "8GB", "8T", "G", "k", "128G", "129G", "131072M", "9223372036854775807K", "99999999999999999999",
+		"8 G", "0x10", "1_000", "１G", "8ǵ", "ıK"} {
+		if ok, why := sameAsSeed(raw); !ok {
+			t.Error(why)
+		}
+	}
+}
+
+func FuzzParseSizeKeepsTheSeedsRules(f *testing.F) {
+	for _, seed := range []string{"8G", "512m", "1.5G", "abc", "-1K", "99999999999999999999", " 2g "} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if ok, why := sameAsSeed(raw); !ok {
+			t.Error(why)
+		}
+	})
 }
 
 func TestFormatSizeBytes(t *testing.T) {

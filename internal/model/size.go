@@ -13,46 +13,59 @@ const (
 	gib       = 1024 * mib
 )
 
-// ParseSize reads a disk or memory size as users write it: a number with
-// an optional K, M or G suffix (case-insensitive, powers of 1024). A bare
-// number means MiB. Empty, non-positive and over-MaxDiskBytes values are
-// errors.
+// ParseSize reads a disk or memory size as users write it: a whole
+// number with an optional K, M or G suffix (case-insensitive, powers of
+// 1024). A bare number means MiB. Empty, non-positive and
+// over-MaxDiskBytes values are errors. An error says what is wrong with
+// raw without repeating it, for the caller to name the flag or key and
+// the value, and to add SizeSyntax.
 func ParseSize(raw string) (int64, error) {
+	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return 0, errors.New("size is required")
-	}
-	raw = strings.TrimSpace(strings.ToUpper(raw))
-	if raw == "" {
-		return 0, errors.New("size is required")
+		return 0, errors.New("no size given")
 	}
 	multiplier := mib
 	number := raw
 	switch unit := raw[len(raw)-1]; unit {
-	case 'K':
+	case 'K', 'k':
 		multiplier, number = kib, raw[:len(raw)-1]
-	case 'M':
+	case 'M', 'm':
 		multiplier, number = mib, raw[:len(raw)-1]
-	case 'G':
+	case 'G', 'g':
 		multiplier, number = gib, raw[:len(raw)-1]
 	default:
 		if unit < '0' || unit > '9' {
-			return 0, fmt.Errorf("unsupported size suffix: %q", string(unit))
+			if !hasDigit(raw) {
+				return 0, errors.New("not a size")
+			}
+			return 0, fmt.Errorf("unit %q is not K, M or G", string(unit))
 		}
 	}
 	value, err := strconv.ParseInt(number, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse size %q: %q is not a whole number", raw, number)
-	}
-	if value <= 0 {
-		return 0, fmt.Errorf("size must be positive: %q", raw)
+	tooMuch := fmt.Errorf("more than the maximum, %s", FormatSizeBytes(MaxDiskBytes))
+	switch {
+	case number == "":
+		return 0, errors.New("no number before the unit")
+	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(number, "-"):
+		return 0, tooMuch
+	case errors.Is(err, strconv.ErrRange):
+		return 0, errors.New("not more than 0")
+	case err != nil && !hasDigit(number):
+		return 0, errors.New("not a size")
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a whole number", number)
+	case value <= 0:
+		return 0, errors.New("not more than 0")
 	}
 	// Compare before multiplying: value*multiplier can overflow int64
 	// and wrap to a small positive number that would pass the cap.
 	if value > MaxDiskBytes/multiplier {
-		return 0, fmt.Errorf("size exceeds max of %d bytes", MaxDiskBytes)
+		return 0, tooMuch
 	}
 	return value * multiplier, nil
 }
+
+func hasDigit(s string) bool { return strings.ContainsAny(s, "0123456789") }
 
 // FormatSizeBytes writes bytes in the largest K/M/G unit that divides it
 // exactly, so ParseSize(FormatSizeBytes(n)) == n for every n ParseSize
@@ -81,7 +94,13 @@ const (
 )
 
 // SizeSyntax is what a size error tells the user is accepted.
-const SizeSyntax = "a whole number with an optional K, M or G suffix, e.g. 512M, 8G or 1536M (a bare number is MiB)"
+const SizeSyntax = "a whole number with K, M or G, e.g. 1536M or 8G (a bare number is MiB)"
+
+// SizeError is a size that ParseSize refused, as a flag or a config key
+// named it: what named it, the value, why, and what is accepted.
+func SizeError(what, raw string, err error) error {
+	return fmt.Errorf("%s %q: %v; use %s", what, raw, err, SizeSyntax)
+}
 
 // ParseMemoryMiB reads a memory size as ParseSize does (a bare number is
 // MiB) and returns whole MiB.
@@ -91,7 +110,7 @@ func ParseMemoryMiB(raw string) (int, error) {
 		return 0, err
 	}
 	if n%mib != 0 {
-		return 0, errors.New("memory must be a whole number of MiB, e.g. 1536M")
+		return 0, errors.New("not a whole number of MiB")
 	}
 	return int(n / mib), nil
 }
