@@ -7,6 +7,7 @@ const (
 	MethodVMCreateBegin  = "vm.create.begin"
 	MethodVMCreateStatus = "vm.create.status" // operation.status for creates
 	MethodVMStart        = "vm.start"
+	MethodVMStartBegin   = "vm.start.begin" // vm.start as an operation, followed with operation.status
 	MethodVMStop         = "vm.stop"
 	MethodVMRestart      = "vm.restart"
 	MethodVMRemove       = "vm.remove"

@@ -33,6 +33,7 @@ func (d *Daemon) methods() map[string]rpc.Handler {
 		api.MethodVMCreateBegin:  rpc.Typed(d.vmCreateBegin),
 		api.MethodVMCreateStatus: rpc.Typed(d.operationStatus),
 		api.MethodVMStart:        rpc.Typed(d.vmStart),
+		api.MethodVMStartBegin:   rpc.Typed(d.vmStartBegin),
 		api.MethodVMStop:         rpc.Typed(d.vms.Stop),
 		api.MethodVMRestart:      rpc.Typed(d.vms.Restart),
 		api.MethodVMRemove:       rpc.Typed(d.vms.Remove),
@@ -83,6 +84,10 @@ func (d *Daemon) vmCreateBegin(ctx context.Context, p api.VMCreateParams) (model
 
 func (d *Daemon) vmStart(ctx context.Context, p api.VMRef) (api.VMDetail, error) {
 	return d.vms.Start(ctx, p.Name)
+}
+
+func (d *Daemon) vmStartBegin(ctx context.Context, p api.VMRef) (model.Operation, error) {
+	return d.vms.StartBegin(ctx, p.Name)
 }
 
 func (d *Daemon) vmList(ctx context.Context, _ rpc.NoParams) ([]api.VMDetail, error) {

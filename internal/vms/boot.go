@@ -21,7 +21,7 @@ import (
 const baseCmdline = "console=ttyS0 reboot=k panic=1 root=/dev/vda rw rootfstype=ext4"
 
 // progress is what a boot reports through: an operation's reporter for
-// a create, nothing for a start.
+// a create or StartBegin, nothing for Start and Restart.
 type progress interface {
 	Stage(name string)
 	Detail(msg string, frac float64)

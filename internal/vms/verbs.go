@@ -24,13 +24,7 @@ func (s *Service) Start(ctx context.Context, ref string) (api.VMDetail, error) {
 	if err := startable(vm); err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
-	if vm, err = s.boot(ctx, vm, noProgress{}); err != nil {
-		s.recordError(ctx, op, vm, err)
-		return api.VMDetail{}, op.Fail(err)
-	}
-	s.touch(ctx, &vm)
-	op.Done()
-	return s.detail(ctx, vm), nil
+	return s.startLocked(ctx, op, vm, noProgress{})
 }
 
 // startable refuses a VM that runs already or whose disks may be half
