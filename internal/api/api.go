@@ -18,6 +18,12 @@ const (
 	MethodDaemonDoctor   = "daemon.doctor" // can this host run banger? see DoctorResult
 )
 
+// ExitConfig is bangerd's exit status when it will not start on its
+// config (a file named that is not there, a bad key or value):
+// sysexits' EX_CONFIG. The CLI that started it reports the error as a
+// bad request, the user's to fix, rather than as a daemon unavailable.
+const ExitConfig = 78
+
 // PingResult says which daemon answered and how long it has run.
 type PingResult struct {
 	Version         string    `json:"version"`

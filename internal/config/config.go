@@ -42,14 +42,18 @@ func Defaults(layout paths.Layout, home string) model.DaemonConfig {
 	}
 }
 
-// Load reads layout.ConfigFile. A missing file is not an error: bangerd
-// runs on Defaults until the user writes one.
+// Load reads layout.ConfigFile. A missing file at the default path is
+// not an error: bangerd runs on Defaults until the user writes one. A
+// file the user named (layout.ConfigNamed) must exist: running on the
+// defaults instead would hide a typo in the path.
 func Load(layout paths.Layout, home string) (model.DaemonConfig, error) {
 	data, err := os.ReadFile(layout.ConfigFile)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && layout.ConfigNamed:
+		return model.DaemonConfig{}, layout.MissingConfig()
+	case errors.Is(err, fs.ErrNotExist):
 		return Defaults(layout, home), nil
-	}
-	if err != nil {
+	case err != nil:
 		return model.DaemonConfig{}, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(data, layout.ConfigFile, layout, home)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"banger/internal/errdefs"
 	"banger/internal/model"
 	"banger/internal/paths"
 )
@@ -63,6 +64,17 @@ func TestLoadMissingFileGivesDefaults(t *testing.T) {
 	}
 	if want := Defaults(layout, testHome); !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() =\n%+v\nwant defaults\n%+v", got, want)
+	}
+}
+
+// TestLoadNamedMissingFile: a file --config or $BANGER_CONFIG names must
+// exist; only the default path may be absent.
+func TestLoadNamedMissingFile(t *testing.T) {
+	layout := testLayout(t)
+	layout.ConfigNamed = true
+	_, err := Load(layout, testHome)
+	if err == nil || !errors.Is(err, errdefs.ErrNotFound) || !strings.HasPrefix(err.Error(), "config "+layout.ConfigFile+": no such file") {
+		t.Errorf("Load of a named file that is not there = %v; want a not-found error naming it", err)
 	}
 }
 

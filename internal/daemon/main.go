@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"banger/internal/api"
 	"banger/internal/cmdmain"
 	"banger/internal/config"
 	"banger/internal/oplog"
@@ -24,10 +26,18 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if err := run(ctx, *configPath, stderr); err != nil {
 		fmt.Fprintf(stderr, "bangerd: %v\n", err)
+		if errors.As(err, new(configError)) {
+			return api.ExitConfig
+		}
 		return 1
 	}
 	return 0
 }
+
+// configError is a config bangerd will not start on.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
 
 func run(ctx context.Context, configPath string, stderr io.Writer) error {
 	layout, err := paths.Resolve(os.Getenv, configPath)
@@ -40,12 +50,12 @@ func run(ctx context.Context, configPath string, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(layout, home)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	_, statErr := os.Stat(layout.ConfigFile)
 	logger, level, err := oplog.NewLogger(stderr, cfg.LogLevel)
 	if err != nil {
-		return fmt.Errorf("config %s: log_level: %w", layout.ConfigFile, err)
+		return configError{fmt.Errorf("config %s: log_level: %w", layout.ConfigFile, err)}
 	}
 	ctx, stop := cmdmain.SignalContext(ctx)
 	defer stop()

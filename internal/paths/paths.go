@@ -8,25 +8,51 @@ package paths
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"banger/internal/errdefs"
 )
 
 // Layout is every per-user path banger uses.
 type Layout struct {
-	ConfigFile string // config.toml, which need not exist
-	RuntimeDir string // 0700: socket, lock, pid
-	SocketPath string
-	LockPath   string
-	StateDir   string // database, daemon log, ssh key, known_hosts
-	DBPath     string
-	LogPath    string
-	DataDir    string // images and VM directories
-	ImagesDir  string
-	VMsDir     string
-	CacheDir   string // what can be downloaded again: Debian packages for image builds
+	ConfigFile string // config.toml, which need not exist unless ConfigNamed
+	// ConfigNamed: ConfigFile is what --config or $BANGER_CONFIG named,
+	// not the default path, so it must exist.
+	ConfigNamed bool
+	RuntimeDir  string // 0700: socket, lock, pid
+	SocketPath  string
+	LockPath    string
+	StateDir    string // database, daemon log, ssh key, known_hosts
+	DBPath      string
+	LogPath     string
+	DataDir     string // images and VM directories
+	ImagesDir   string
+	VMsDir      string
+	CacheDir    string // what can be downloaded again: Debian packages for image builds
+}
+
+// MissingConfig is the error for a config file the user named
+// (ConfigNamed) that does not exist; it is errdefs.ErrNotFound. bangerd
+// refuses to start on it, and the CLI says it before starting one.
+func (l Layout) MissingConfig() error {
+	return errdefs.Mark(errdefs.ErrNotFound, fmt.Errorf("config %s: no such file; a config that --config or $BANGER_CONFIG names must exist (only the default path may be absent)", l.ConfigFile))
+}
+
+// CheckConfig is MissingConfig when the config file was named and does
+// not exist, nil otherwise (a file that is there is the config's to
+// read and judge).
+func (l Layout) CheckConfig() error {
+	if !l.ConfigNamed {
+		return nil
+	}
+	if _, err := os.Stat(l.ConfigFile); errors.Is(err, fs.ErrNotExist) {
+		return l.MissingConfig()
+	}
+	return nil
 }
 
 // maxSocketPath is the size of sun_path in struct sockaddr_un, less the
@@ -61,9 +87,9 @@ func Resolve(getenv func(string) string, configFile string) (Layout, error) {
 	var err error
 	switch {
 	case configFile != "":
-		l.ConfigFile = configFile
+		l.ConfigFile, l.ConfigNamed = configFile, true
 	case getenv("BANGER_CONFIG") != "":
-		l.ConfigFile = getenv("BANGER_CONFIG")
+		l.ConfigFile, l.ConfigNamed = getenv("BANGER_CONFIG"), true
 	default:
 		dir, err := xdg("XDG_CONFIG_HOME", ".config")
 		if err != nil {

@@ -1,11 +1,14 @@
 package paths
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"banger/internal/errdefs"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -57,19 +60,48 @@ func TestResolveFallbacks(t *testing.T) {
 }
 
 func TestResolveConfigOverrides(t *testing.T) {
+	l, _ := Resolve(envOf(map[string]string{"HOME": "/h"}), "")
+	if l.ConfigNamed {
+		t.Errorf("the default config path counts as named: %+v", l)
+	}
 	env := map[string]string{"HOME": "/h", "BANGER_CONFIG": "/etc/b.toml"}
-	l, _ := Resolve(envOf(env), "")
-	if l.ConfigFile != "/etc/b.toml" {
-		t.Errorf("BANGER_CONFIG ignored: %s", l.ConfigFile)
+	l, _ = Resolve(envOf(env), "")
+	if l.ConfigFile != "/etc/b.toml" || !l.ConfigNamed {
+		t.Errorf("BANGER_CONFIG ignored: %s (named %v)", l.ConfigFile, l.ConfigNamed)
 	}
 	l, _ = Resolve(envOf(env), "/flag.toml")
-	if l.ConfigFile != "/flag.toml" {
-		t.Errorf("flag does not win over BANGER_CONFIG: %s", l.ConfigFile)
+	if l.ConfigFile != "/flag.toml" || !l.ConfigNamed {
+		t.Errorf("flag does not win over BANGER_CONFIG: %s (named %v)", l.ConfigFile, l.ConfigNamed)
 	}
 	wd, _ := os.Getwd()
 	l, _ = Resolve(envOf(env), "rel.toml")
 	if l.ConfigFile != filepath.Join(wd, "rel.toml") {
 		t.Errorf("relative config not made absolute: %s", l.ConfigFile)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	there := filepath.Join(dir, "there.toml")
+	if err := os.WriteFile(there, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.toml")
+	for _, tc := range []struct {
+		l       Layout
+		missing bool
+	}{
+		{Layout{ConfigFile: missing}, false}, // the default path may be absent
+		{Layout{ConfigFile: there, ConfigNamed: true}, false},
+		{Layout{ConfigFile: missing, ConfigNamed: true}, true},
+	} {
+		err := tc.l.CheckConfig()
+		if got := err != nil; got != tc.missing {
+			t.Errorf("CheckConfig(%+v) = %v", tc.l, err)
+		}
+		if err != nil && (!errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), missing+": no such file")) {
+			t.Errorf("CheckConfig error %v: want not found, naming the file", err)
+		}
 	}
 }
 
