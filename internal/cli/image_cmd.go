@@ -101,7 +101,7 @@ func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Oper
 	if !a.jsonOut && op.Target != "" {
 		fmt.Fprintf(a.stderr, "building image %s (%s)\n", op.Target, op.ID)
 	}
-	st, err := a.followOperation(ctx, socket, op.ID)
+	st, took, err := a.follow(ctx, socket, op.ID, true)
 	if err != nil {
 		return err
 	}
@@ -115,12 +115,9 @@ func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Oper
 	if a.jsonOut {
 		return a.printJSON(det)
 	}
-	took := ""
-	if det.Build != nil {
-		took = " in " + det.Build.Duration.Round(time.Second).String()
-	}
-	fmt.Fprintf(a.stdout, "built image %s (%s)%s: kernel %s, root filesystem %s, %s on disk\n",
-		det.Name, shortID(det.ID), took, orDash(det.KernelVersion), det.BuildSize, formatBytes(det.DiskBytes))
+	// The total the progress showed, by the daemon's clock.
+	fmt.Fprintf(a.stdout, "built image %s (%s) in %s: kernel %s, root filesystem %s, %s on disk\n",
+		det.Name, shortID(det.ID), took.Round(time.Second), orDash(det.KernelVersion), det.BuildSize, formatBytes(det.DiskBytes))
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (a *app) vmCommand() *cobra.Command {
 	}
 	cmd.AddCommand(
 		a.vmCreateCommand(),
-		a.vmEachCommand("start", "Start stopped VMs and wait until they answer SSH", api.MethodVMStart, nil),
+		a.vmStartCommand(),
 		a.vmStopCommand("stop", "Stop VMs: power off gracefully, kill after --timeout", api.MethodVMStop),
 		a.vmStopCommand("restart", "Stop VMs, then start them again", api.MethodVMRestart),
 		a.vmRemoveCommand(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestImageBuildThroughCLI(t *testing.T) {
 	}
 	t.Logf("banger image build: %s", time.Since(start).Round(time.Second))
 	for _, stage := range []string{"validate", "bootstrap", "kernel", "initramfs", "customize", "rootfs", "register"} {
-		if !strings.Contains(r.stderr, "] "+stage+"\n") {
+		if !regexp.MustCompile(`(?m)^✓ ` + regexp.QuoteMeta(stage) + ` +\d+\.\ds$`).MatchString(r.stderr) {
 			t.Errorf("no progress line for stage %s in:\n%s", stage, r.stderr)
 		}
 	}

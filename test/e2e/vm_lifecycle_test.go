@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func testVMLifecycle(t *testing.T, drv string) {
 
 	r := e.must("vm", "create", "--name", "dev", "--nat", "--vmm", drv)
 	for _, stage := range []string{"validate", "allocate", "system overlay", "work disk", "tap", "boot", "wait for ssh"} {
-		if !strings.Contains(r.stderr, "] "+stage+"\n") {
+		if !regexp.MustCompile(`(?m)^✓ ` + regexp.QuoteMeta(stage) + ` +\d+\.\ds$`).MatchString(r.stderr) {
 			t.Errorf("create showed no %q stage:\n%s", stage, r.stderr)
 		}
 	}
@@ -89,7 +90,12 @@ func testVMLifecycle(t *testing.T, drv string) {
 		t.Errorf("NAT rule for %s survived stop", ip)
 	}
 
-	e.must("vm", "start", "dev")
+	r = e.must("vm", "start", "dev")
+	for _, stage := range []string{"tap", "boot", "wait for ssh"} {
+		if !regexp.MustCompile(`(?m)^✓ ` + regexp.QuoteMeta(stage) + ` +\d+\.\ds$`).MatchString(r.stderr) {
+			t.Errorf("start showed no %q stage:\n%s", stage, r.stderr)
+		}
+	}
 	if out := e.exec("dev", "cat /root/note /etc/banger-note"); strings.Fields(out)[0] != "kept" || !strings.Contains(out, "system") {
 		t.Errorf("/root/note and /etc/banger-note after restart: %q", out)
 	}
