@@ -19,18 +19,20 @@ const (
 )
 
 // VMCreateParams asks for a VM. Sizes are written as users write them
-// ("8G", "512M", a bare number of MiB); empty fields take [vm_defaults]
-// and then banger's defaults.
+// ("8G", "512M", a bare number of MiB). A field left out (nil) takes
+// [vm_defaults] and then banger's defaults; a field given is checked as
+// given, so an explicit 0 vCPUs or "" memory is an error, never "the
+// default".
 type VMCreateParams struct {
-	Name        string `json:"name,omitempty"`  // default: generated
-	Image       string `json:"image,omitempty"` // default: default_image_name
-	VCPUs       int    `json:"vcpus,omitempty"`
-	Memory      string `json:"memory,omitempty"`
-	Disk        string `json:"disk,omitempty"`         // work disk
-	OverlaySize string `json:"overlay_size,omitempty"` // system overlay
-	NAT         *bool  `json:"nat,omitempty"`
-	NoStart     bool   `json:"no_start,omitempty"`
-	VMM         string `json:"vmm,omitempty"` // "", "auto", "qemu", "firecracker"
+	Name        string  `json:"name,omitempty"`  // default: generated
+	Image       string  `json:"image,omitempty"` // default: default_image_name
+	VCPUs       *int    `json:"vcpus,omitempty"`
+	Memory      *string `json:"memory,omitempty"`
+	Disk        *string `json:"disk,omitempty"`         // work disk
+	OverlaySize *string `json:"overlay_size,omitempty"` // system overlay
+	NAT         *bool   `json:"nat,omitempty"`
+	NoStart     bool    `json:"no_start,omitempty"`
+	VMM         string  `json:"vmm,omitempty"` // "", "auto", "qemu", "firecracker"
 }
 
 // VMRef names a VM: its name, id, or a unique id prefix.

@@ -15,6 +15,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/buildinfo"
+	"banger/internal/errdefs"
 	"banger/internal/lockfile"
 	"banger/internal/paths"
 	"banger/internal/rpc"
@@ -43,6 +44,11 @@ func (a *app) ping(ctx context.Context, layout paths.Layout) (api.PingResult, er
 func (a *app) ensureDaemon(ctx context.Context) (layout paths.Layout, res api.PingResult, started bool, err error) {
 	layout, err = a.layout()
 	if err != nil {
+		return layout, res, false, err
+	}
+	// A config the user named and that is not there is a mistake to say
+	// at once, whether or not a daemon runs already.
+	if err := layout.CheckConfig(); err != nil {
 		return layout, res, false, err
 	}
 	res, err = a.ping(ctx, layout)
@@ -84,9 +90,19 @@ func checkProtocol(res api.PingResult) error {
 	if res.ProtocolVersion == buildinfo.ProtocolVersion {
 		return nil
 	}
-	return fmt.Errorf("bangerd (pid %d, version %s) speaks protocol %d but this banger speaks protocol %d; stop it with 'banger daemon stop' and run the command again",
-		res.PID, res.Version, res.ProtocolVersion, buildinfo.ProtocolVersion)
+	return codedError{rpc.CodeBadVersion, fmt.Errorf("bangerd (pid %d, version %s) speaks protocol %d but this banger speaks protocol %d; stop it with 'banger daemon stop' and run the command again",
+		res.PID, res.Version, res.ProtocolVersion, buildinfo.ProtocolVersion)}
 }
+
+// codedError is an error the CLI finds itself, with the code --json
+// reports it under.
+type codedError struct {
+	code rpc.Code
+	error
+}
+
+func (e codedError) ErrorCode() rpc.Code { return e.code }
+func (e codedError) Unwrap() error       { return e.error }
 
 func explainPingError(layout paths.Layout, err error) error {
 	var remote *rpc.ErrorResponse
@@ -94,7 +110,7 @@ func explainPingError(layout paths.Layout, err error) error {
 		return fmt.Errorf("bangerd at %s refused this banger (protocol %d): %w; stop it with 'banger daemon stop' and run the command again",
 			layout.SocketPath, buildinfo.ProtocolVersion, err)
 	}
-	return fmt.Errorf("bangerd at %s does not answer: %w", layout.SocketPath, err)
+	return errdefs.Mark(errdefs.ErrUnavailable, fmt.Errorf("bangerd at %s does not answer: %w", layout.SocketPath, err))
 }
 
 // startDaemon spawns bangerd in its own session, detached from this
@@ -129,7 +145,7 @@ func (a *app) startDaemon(ctx context.Context, layout paths.Layout) (api.PingRes
 	// it, and it outlives this command.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return api.PingResult{}, fmt.Errorf("start %s: %w", bin, err)
+		return api.PingResult{}, errdefs.Mark(errdefs.ErrUnavailable, fmt.Errorf("start %s: %w", bin, err))
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -144,9 +160,15 @@ func (a *app) startDaemon(ctx context.Context, layout paths.Layout) (api.PingRes
 		}
 		select {
 		case werr := <-exited:
-			return api.PingResult{}, fmt.Errorf("bangerd exited during start-up (%v)%s", werr, logTail(layout.LogPath, logStart))
+			// bangerd says by its exit status that its config is wrong:
+			// the user's to fix, not a daemon that may come back.
+			kind := errdefs.ErrUnavailable
+			if ee := (*exec.ExitError)(nil); errors.As(werr, &ee) && ee.ExitCode() == api.ExitConfig {
+				kind = errdefs.ErrInvalidArgument
+			}
+			return api.PingResult{}, errdefs.Mark(kind, fmt.Errorf("bangerd exited during start-up (%v)%s", werr, logTail(layout.LogPath, logStart)))
 		case <-deadline.C:
-			return api.PingResult{}, fmt.Errorf("bangerd (pid %d) did not answer within %s: %v%s", cmd.Process.Pid, daemonStartLimit, err, logTail(layout.LogPath, logStart))
+			return api.PingResult{}, errdefs.Mark(errdefs.ErrUnavailable, fmt.Errorf("bangerd (pid %d) did not answer within %s: %v%s", cmd.Process.Pid, daemonStartLimit, err, logTail(layout.LogPath, logStart)))
 		case <-ctx.Done():
 			return api.PingResult{}, ctx.Err()
 		case <-time.After(delay):
@@ -171,7 +193,7 @@ func (a *app) daemonBinary() (string, error) {
 	if bin, err := exec.LookPath("bangerd"); err == nil {
 		return bin, nil
 	}
-	return "", errors.New("cannot find bangerd: install it next to banger or on PATH, or set BANGER_DAEMON_BIN")
+	return "", errdefs.Mark(errdefs.ErrUnavailable, errors.New("cannot find bangerd: install it next to banger or on PATH, or set BANGER_DAEMON_BIN"))
 }
 
 func rotateLog(path string) {

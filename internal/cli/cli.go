@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"banger/internal/errdefs"
+	"banger/internal/opid"
 	"banger/internal/paths"
 	"banger/internal/rpc"
 )
@@ -107,7 +109,8 @@ func (a *app) layout() (paths.Layout, error) {
 }
 
 // printError prints err once: as text on stderr ("banger: …", ending with
-// the op id when the daemon gave one), or with --json as an object.
+// the op id when the daemon gave one), or with --json as an object that
+// always has a code and an op id (see jsonError).
 func (a *app) printError(err error) {
 	var ue usageError
 	isUsage := errors.As(err, &ue)
@@ -120,23 +123,37 @@ func (a *app) printError(err error) {
 	}
 	out := struct {
 		Error rpc.ErrorResponse `json:"error"`
-	}{}
-	var remote *rpc.ErrorResponse
-	if errors.As(err, &remote) {
-		out.Error = *remote
-		out.Error.Message = err.Error()
-		if remote.OpID != "" {
-			out.Error.Message = strings.TrimSuffix(err.Error(), " ("+remote.OpID+")")
-		}
-	} else {
-		out.Error.Message = err.Error()
-		if isUsage {
-			out.Error.Code = "usage"
-		}
-	}
+	}{jsonError(err, isUsage)}
 	enc := json.NewEncoder(a.stderr)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(out)
+}
+
+// jsonError is err as --json reports it. An error the daemon sent keeps
+// its code and op id. One that never reached a daemon — a usage mistake,
+// a config file that is not there, a daemon that would not start — gets
+// "usage" or the code of what it wraps (internal when nothing says), and
+// an op id minted here, so that every error has both; no log has that
+// id, since nothing else saw the error.
+func jsonError(err error, isUsage bool) rpc.ErrorResponse {
+	var e rpc.ErrorResponse
+	var remote *rpc.ErrorResponse
+	if errors.As(err, &remote) {
+		e = *remote
+	}
+	e.Message = err.Error()
+	if e.OpID != "" {
+		e.Message = strings.TrimSuffix(e.Message, " ("+e.OpID+")")
+	} else {
+		e.OpID = opid.New()
+	}
+	switch {
+	case isUsage:
+		e.Code = "usage"
+	case e.Code == "":
+		e.Code = errdefs.CodeOf(err)
+	}
+	return e
 }
 
 // printJSON writes v as indented JSON on stdout.

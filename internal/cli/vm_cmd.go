@@ -41,6 +41,8 @@ func (a *app) vmCommand() *cobra.Command {
 func (a *app) vmCreateCommand() *cobra.Command {
 	var p api.VMCreateParams
 	var nat, noWait bool
+	var vcpus int
+	var memory, disk, overlay string
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a VM and boot it (progress as it goes)",
@@ -54,9 +56,11 @@ Sizes take K, M or G (a bare number is MiB); unset values come from
 work disk, 8G overlay).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("nat") {
-				p.NAT = &nat
-			}
+			// A flag given is sent as given, so the daemon checks it: only
+			// a flag left out means "the default".
+			p.NAT = changed(cmd, "nat", nat)
+			p.VCPUs = changed(cmd, "vcpus", vcpus)
+			p.Memory, p.Disk, p.OverlaySize = changed(cmd, "memory", memory), changed(cmd, "disk", disk), changed(cmd, "overlay-size", overlay)
 			ctx := cmd.Context()
 			layout, _, _, err := a.ensureDaemon(ctx)
 			if err != nil {
@@ -101,10 +105,10 @@ work disk, 8G overlay).`,
 	f := cmd.Flags()
 	f.StringVar(&p.Name, "name", "", "VM name, a DNS label (default: generated)")
 	f.StringVar(&p.Image, "image", "", "image to boot (default: default_image_name)")
-	f.IntVar(&p.VCPUs, "vcpus", 0, "virtual CPUs (default 2)")
-	f.StringVar(&p.Memory, "memory", "", "memory, e.g. 2G or 512M (default 2G)")
-	f.StringVar(&p.Disk, "disk", "", "work disk size, mounted at /root (default 8G)")
-	f.StringVar(&p.OverlaySize, "overlay-size", "", "system overlay size (default 8G)")
+	f.IntVar(&vcpus, "vcpus", 0, "virtual CPUs, 1-32 (default 2)")
+	f.StringVar(&memory, "memory", "", "memory, e.g. 2G or 512M (default 2G)")
+	f.StringVar(&disk, "disk", "", "work disk size, mounted at /root (default 8G)")
+	f.StringVar(&overlay, "overlay-size", "", "system overlay size (default 8G)")
 	f.BoolVar(&nat, "nat", false, "give the VM outbound network access through NAT")
 	f.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
 	f.StringVar(&p.VMM, "vmm", "", "VMM driver: auto, qemu or firecracker (default: vmm in the config)")
@@ -134,12 +138,19 @@ func (a *app) eachVM(ctx context.Context, names []string, method string, params 
 	if err != nil {
 		return err
 	}
-	var results []api.VMDetail
+	results := []api.VMDetail{}
 	var errs []error
 	for _, name := range names {
 		var det api.VMDetail
 		if doing, slow := slowVerbs[verb]; slow && !a.jsonOut {
-			fmt.Fprintf(a.stderr, "%s %s...\n", doing, name)
+			// Say what begins only for a VM that exists: a name that
+			// does not is an error at once, not after "stopping it...".
+			var found api.VMDetail
+			if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMShow, api.VMRef{Name: name}, &found); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(a.stderr, "%s %s...\n", doing, found.Name)
 		}
 		if err := rpc.Call(ctx, layout.SocketPath, method, params(name), &det); err != nil {
 			errs = append(errs, err)
@@ -178,12 +189,15 @@ func (a *app) vmStopCommand(use, short, method string) *cobra.Command {
 		Short: short,
 		Args:  minArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout < 1 {
+				return usageError{fmt.Errorf("--timeout %d: use 1 or more seconds, or --force to kill at once", timeout), cmd.CommandPath()}
+			}
 			return a.eachVM(cmd.Context(), args, method, func(name string) any {
 				return api.VMStopParams{Name: name, TimeoutSeconds: timeout, Force: force}
 			}, use)
 		},
 	}
-	cmd.Flags().IntVar(&timeout, "timeout", 30, "seconds to wait for a graceful power-off before killing the VMM")
+	cmd.Flags().IntVar(&timeout, "timeout", 30, "seconds (1 or more) to wait for a graceful power-off before killing the VMM")
 	cmd.Flags().BoolVar(&force, "force", false, "kill the VMM at once")
 	return cmd
 }
@@ -209,7 +223,7 @@ func (a *app) eachVMRemove(ctx context.Context, names []string, force bool) erro
 		return err
 	}
 	var errs []error
-	var removed []api.VMDetail
+	removed := []api.VMDetail{}
 	for _, name := range names {
 		var det api.VMDetail
 		if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMRemove, api.VMRemoveParams{Name: name, Force: force}, &det); err != nil {
@@ -415,4 +429,13 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return usageError{fmt.Errorf("%q needs %s", cmd.CommandPath(), names), cmd.CommandPath()}
 	}
+}
+
+// changed is &v when the flag was given, nil when it was left out: what
+// the wire's optional fields want.
+func changed[T any](cmd *cobra.Command, name string, v T) *T {
+	if !cmd.Flags().Changed(name) {
+		return nil
+	}
+	return &v
 }

@@ -71,7 +71,7 @@ func BenchmarkVMCreateNoStart(b *testing.B) {
 		n++
 		name := fmt.Sprintf("b%d", n)
 		var op model.Operation
-		if err := rpc.Call(ctx, sock, api.MethodVMCreateBegin, api.VMCreateParams{Name: name, Image: "bench", NoStart: true, Disk: "8G"}, &op); err != nil {
+		if err := rpc.Call(ctx, sock, api.MethodVMCreateBegin, api.VMCreateParams{Name: name, Image: "bench", NoStart: true, Disk: new("8G")}, &op); err != nil {
 			b.Fatal(err)
 		}
 		var st api.OperationStatus

@@ -105,14 +105,17 @@ func (s *Service) teardown(ctx context.Context, vm model.VMRecord, kill bool) er
 	return s.release(ctx, &vm, h)
 }
 
-// stopVM stops a running VM — gracefully within timeout, or killed at
-// once with force — and records it stopped. A VM that is not running is
-// left as it is.
+// stopVM stops a running VM — gracefully within timeout (0: the
+// default), or killed at once with force — and records it stopped. A
+// VM that is not running is left as it is.
 func (s *Service) stopVM(ctx context.Context, vm *model.VMRecord, timeout time.Duration, force bool, op *oplog.Log) error {
+	if timeout < 0 {
+		return invalid("--timeout %d: use 1 or more seconds (left out: %d), or --force to kill at once", int(timeout.Seconds()), int(DefaultStopTimeout.Seconds()))
+	}
 	if vm.State != model.VMStateRunning {
 		return nil
 	}
-	if timeout <= 0 {
+	if timeout == 0 {
 		timeout = DefaultStopTimeout
 	}
 	if force {

@@ -51,6 +51,29 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestStopRefusesNegativeTimeout: a negative timeout is refused, saying
+// what is accepted, for a running VM and a stopped one alike; it is not
+// the default in disguise, and the VM is left as it was.
+func TestStopRefusesNegativeTimeout(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreate("up", false, false)
+	e.mustCreate("down", false, true)
+	for _, name := range []string{"up", "down"} {
+		for _, verb := range []func(context.Context, api.VMStopParams) (api.VMDetail, error){e.s.Stop, e.s.Restart} {
+			_, err := verb(context.Background(), api.VMStopParams{Name: name, TimeoutSeconds: -5})
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "--timeout -5: use 1 or more seconds") {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	if row := e.vm("up"); row.State != model.VMStateRunning {
+		t.Errorf("a refused stop changed the VM: %q", row.State)
+	}
+	if _, stops, kills := e.drv.counts(); stops != 0 || kills != 0 {
+		t.Errorf("driver stops %d, kills %d after refused stops", stops, kills)
+	}
+}
+
 // TestRemoveRunning: rm of a running VM is refused without force,
 // saying what to do, and leaves it running; with force everything goes.
 func TestRemoveRunning(t *testing.T) {
