@@ -89,6 +89,7 @@ demand.`,
 		return usageError{err, cmd.CommandPath()}
 	})
 	root.AddCommand(a.versionCommand(), a.daemonCommand(), a.systemCommand(), a.imageCommand(), a.vmCommand(), a.doctorCommand())
+	a.addCompletions(root)
 	return root
 }
 
