@@ -158,7 +158,9 @@ type systemReport struct {
 }
 
 // systemAction is one thing install or uninstall did, or found already
-// so. Paths are as the host will see them, without --root.
+// so. Target is a path as the installed system sees it, without --root;
+// Message names the file actually written, removed or found, under
+// --root when it is set.
 type systemAction struct {
 	Action  string `json:"action"`
 	Target  string `json:"target,omitempty"` // a host path or a unit
@@ -171,6 +173,19 @@ type targetUser struct {
 	UID  uint32
 	Name string // "" when the uid has no passwd entry
 	Home string
+}
+
+// asWho says as whom to run a user's own command (systemctl --user):
+// the user, in their own session rather than under sudo.
+func (u targetUser) asWho() string {
+	if u.UID == 0 {
+		return "as root"
+	}
+	who := fmt.Sprintf("uid %d", u.UID)
+	if u.Name != "" {
+		who = u.Name
+	}
+	return "as " + who + " (in their own session, not with sudo)"
 }
 
 func (a *app) runSystem(cmd *cobra.Command, host systemHost, opts systemOptions, step func(*systemRun, context.Context) error) error {
@@ -267,7 +282,7 @@ func resolveTargetUser(getenv func(string) string, spec, command string) (target
 			return targetUser{}, fmt.Errorf("SUDO_USER: %w; pass --user NAME|UID", err)
 		}
 	default:
-		return targetUser{}, usageError{fmt.Errorf("cannot tell which user will use banger: run 'sudo %s' as that user, or pass --user NAME|UID", command), command}
+		return targetUser{}, usageError{fmt.Errorf("cannot tell which user will use banger: this runs as root but not under sudo; name the user with '%s --user NAME' (or --user UID), or run 'sudo %s' from that user's account", command, command), command}
 	}
 	if u.UID == 0 {
 		return targetUser{}, usageError{fmt.Errorf("refusing to set banger up for root (sudo was run by root): run 'sudo %s' as the user who will use banger, pass --user NAME|UID, or --user root to allow root explicitly", command), command}

@@ -120,7 +120,10 @@ func (f *systemFixture) run(args ...string) (code int, stdout, stderr string) {
 }
 
 // mustRun runs a command that must succeed and returns its action lines
-// (stdout without the notes that follow them).
+// (stdout without the notes that follow them), each with the fixture's
+// root taken out of the paths it names, so that tests read as on the
+// installed system (TestSystemMessagesNameFilesWritten checks that the
+// messages do name the files under the root).
 func (f *systemFixture) mustRun(args ...string) []string {
 	f.t.Helper()
 	code, stdout, stderr := f.run(append([]string{"--json"}, args...)...)
@@ -133,9 +136,14 @@ func (f *systemFixture) mustRun(args ...string) []string {
 	}
 	var lines []string
 	for _, a := range rep.Actions {
-		lines = append(lines, a.Message)
+		lines = append(lines, f.hostView(a.Message))
 	}
 	return lines
+}
+
+// hostView is out with the fixture's root taken out of every path.
+func (f *systemFixture) hostView(out string) string {
+	return strings.ReplaceAll(out, f.root, "")
 }
 
 // path is a host path under the fixture's root.

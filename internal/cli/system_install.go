@@ -52,11 +52,7 @@ func (s *systemRun) install(ctx context.Context) error {
 		return err
 	}
 
-	who := fmt.Sprintf("uid %d", s.user.UID)
-	if s.user.Name != "" {
-		who = s.user.Name
-	}
-	s.note("to start bangerd at login, run as %s (not root): systemctl --user enable --now bangerd (banger also starts bangerd on demand)", who)
+	s.note("to start bangerd at login, run %s: systemctl --user enable --now bangerd (banger also starts bangerd on demand)", s.user.asWho())
 	if userUnitChanged && userUnitExisted {
 		s.note("a bangerd started by systemd picks up the new unit after: systemctl --user daemon-reload && systemctl --user restart bangerd")
 	} else if binaries["bangerd"] == fileDiffers {
@@ -118,14 +114,14 @@ func (s *systemRun) installBinary(from, name string) (fileState, error) {
 	real := s.hostPath(dst)
 	if srcInfo, err := os.Stat(src); err == nil {
 		if dstInfo, err := os.Stat(real); err == nil && os.SameFile(srcInfo, dstInfo) {
-			s.already("unchanged", dst, "unchanged "+dst+" (it is the binary being installed)")
+			s.already("unchanged", dst, "unchanged "+real+" (it is the binary being installed)")
 			return fileCurrent, nil
 		}
 	}
 	state, err := checkFile(real, binaryFileMode, func() (bool, error) { return sameFiles(src, real) })
 	if err != nil || state == fileCurrent {
 		if err == nil {
-			s.already("unchanged", dst, "unchanged "+dst)
+			s.already("unchanged", dst, "unchanged "+real)
 		}
 		return state, err
 	}
@@ -144,7 +140,7 @@ func (s *systemRun) installFile(path string, mode fs.FileMode, data []byte) (boo
 		return false, err
 	}
 	if state == fileCurrent {
-		s.already("unchanged", path, "unchanged "+path)
+		s.already("unchanged", path, "unchanged "+real)
 		return false, nil
 	}
 	s.reportWrite(state, path)
@@ -154,11 +150,14 @@ func (s *systemRun) installFile(path string, mode fs.FileMode, data []byte) (boo
 	return true, writeBytesAtomic(real, mode, data)
 }
 
+// reportWrite says that install writes path, naming the file written
+// (under --root, if set).
 func (s *systemRun) reportWrite(state fileState, path string) {
+	real := s.hostPath(path)
 	if state == fileMissing {
-		s.done("installed", path, "installed "+path, "install "+path)
+		s.done("installed", path, "installed "+real, "install "+real)
 	} else {
-		s.done("updated", path, "updated "+path, "update "+path)
+		s.done("updated", path, "updated "+real, "update "+real)
 	}
 }
 
@@ -166,7 +165,7 @@ func (s *systemRun) reportWrite(state fileState, path string) {
 // is otherwise kept as it is.
 func (s *systemRun) installHelperConfig(cfg helperapi.Config, found bool) (bool, error) {
 	path := helperapi.DefaultConfigPath
-	uid := s.user.UID
+	real, uid := s.hostPath(path), s.user.UID
 	if err := s.secure(filepath.Dir(path), configDirMode|fs.ModeDir); err != nil {
 		return false, err
 	}
@@ -174,14 +173,14 @@ func (s *systemRun) installHelperConfig(cfg helperapi.Config, found bool) (bool,
 		if err := s.secure(path, configFileMode); err != nil {
 			return false, err
 		}
-		s.already("unchanged", path, fmt.Sprintf("unchanged %s (uid %d already allowed)", path, uid))
+		s.already("unchanged", path, fmt.Sprintf("unchanged %s (uid %d already allowed)", real, uid))
 		return false, nil
 	}
 	cfg.AllowedUIDs = append(cfg.AllowedUIDs, uid)
 	if found {
-		s.done("allowed", path, fmt.Sprintf("allowed uid %d in %s", uid, path), fmt.Sprintf("allow uid %d in %s", uid, path))
+		s.done("allowed", path, fmt.Sprintf("allowed uid %d in %s", uid, real), fmt.Sprintf("allow uid %d in %s", uid, real))
 	} else {
-		s.done("created", path, fmt.Sprintf("created %s allowing uid %d", path, uid), fmt.Sprintf("create %s allowing uid %d", path, uid))
+		s.done("created", path, fmt.Sprintf("created %s allowing uid %d", real, uid), fmt.Sprintf("create %s allowing uid %d", real, uid))
 	}
 	if s.opts.dryRun {
 		return true, nil
@@ -223,7 +222,7 @@ func (s *systemRun) secure(path string, mode fs.FileMode) error {
 	if fi.Mode().Perm() == mode.Perm() && ownedByUs(fi) {
 		return nil
 	}
-	msg := fmt.Sprintf("set owner uid %d and mode %04o on %s", os.Geteuid(), mode.Perm(), path)
+	msg := fmt.Sprintf("set owner uid %d and mode %04o on %s", os.Geteuid(), mode.Perm(), real)
 	s.done("secured", path, msg, msg)
 	if s.opts.dryRun {
 		return nil

@@ -85,10 +85,10 @@ func TestSystemInstallWritesFilesWithModes(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	wantLines(t, strings.Split(stdout, "\n")[:len(freshInstall)], freshInstall...)
+	wantLines(t, strings.Split(f.hostView(stdout), "\n")[:len(freshInstall)], freshInstall...)
 	for _, note := range []string{
 		"systemctl daemon-reload && systemctl enable --now banger-helper.service",
-		"run as alice (not root): systemctl --user enable --now bangerd (banger also starts bangerd on demand)",
+		"to start bangerd at login, run as alice (in their own session, not with sudo): systemctl --user enable --now bangerd (banger also starts bangerd on demand)",
 	} {
 		if !strings.Contains(stdout, note) {
 			t.Errorf("stdout lacks %q:\n%s", note, stdout)
@@ -349,7 +349,7 @@ func TestSystemInstallJSON(t *testing.T) {
 		t.Errorf("report header %+v", rep)
 	}
 	first := rep.Actions[0]
-	if first != (systemAction{Action: "installed", Target: "/usr/local/bin/banger", Changed: true, Message: "installed /usr/local/bin/banger"}) {
+	if first != (systemAction{Action: "installed", Target: "/usr/local/bin/banger", Changed: true, Message: "installed " + f.path("/usr/local/bin/banger")}) {
 		t.Errorf("first action %+v", first)
 	}
 	if len(rep.Notes) == 0 {
@@ -371,7 +371,7 @@ func TestSystemErrors(t *testing.T) {
 		{"not root uninstall", 1000, nil, []string{"uninstall"}, exitError,
 			"banger system uninstall must run as root: sudo banger system uninstall"},
 		{"no user", 0, nil, []string{"install"}, exitUsage,
-			"cannot tell which user will use banger: run 'sudo banger system install' as that user, or pass --user NAME|UID"},
+			"cannot tell which user will use banger: this runs as root but not under sudo; name the user with 'banger system install --user NAME' (or --user UID), or run 'sudo banger system install' from that user's account"},
 		{"no user uninstall", 0, nil, []string{"uninstall"}, exitUsage, "cannot tell which user will use banger"},
 		{"sudo by root", 0, map[string]string{"SUDO_UID": "0", "SUDO_USER": "root"}, []string{"install"}, exitUsage,
 			"refusing to set banger up for root"},
@@ -405,6 +405,15 @@ func TestSystemInstallRootNeedsExplicitUser(t *testing.T) {
 		if lines := f.mustRun("install", "--user", user); lines[4] != "created /etc/banger/helper.toml allowing uid 0" {
 			t.Errorf("--user %s: %q", user, lines[4])
 		}
+	}
+	// The last note says as whom to enable bangerd, without
+	// contradicting itself.
+	f := newSystemFixture(t)
+	f.env = nil
+	_, stdout, _ := f.run("install", "--user", "root")
+	notes := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if last := notes[len(notes)-1]; last != "to start bangerd at login, run as root: systemctl --user enable --now bangerd (banger also starts bangerd on demand)" {
+		t.Errorf("last line %q", last)
 	}
 }
 

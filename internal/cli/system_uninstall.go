@@ -82,10 +82,11 @@ func (s *systemRun) uninstall(ctx context.Context) error {
 // helper so it stops serving them; the rest stays for the other users.
 func (s *systemRun) removeOneUser(ctx context.Context, cfg helperapi.Config, remaining []uint32) error {
 	path, uid := helperapi.DefaultConfigPath, s.user.UID
+	real := s.hostPath(path)
 	if len(remaining) == len(cfg.AllowedUIDs) {
-		s.already("unchanged", path, fmt.Sprintf("unchanged %s (uid %d was not allowed)", path, uid))
+		s.already("unchanged", path, fmt.Sprintf("unchanged %s (uid %d was not allowed)", real, uid))
 	} else {
-		s.done("disallowed", path, fmt.Sprintf("removed uid %d from %s", uid, path), fmt.Sprintf("remove uid %d from %s", uid, path))
+		s.done("disallowed", path, fmt.Sprintf("removed uid %d from %s", uid, real), fmt.Sprintf("remove uid %d from %s", uid, real))
 		if !s.opts.dryRun {
 			cfg.AllowedUIDs = remaining
 			if err := s.writeHelperConfig(cfg); err != nil {
@@ -101,7 +102,7 @@ func (s *systemRun) removeOneUser(ctx context.Context, cfg helperapi.Config, rem
 		others[i] = fmt.Sprint(u)
 	}
 	s.already("kept", "", fmt.Sprintf("kept banger-helper, its units and the binaries in %s: still used by uid %s (--all-users removes them)",
-		filepath.Join(s.opts.prefix, "bin"), strings.Join(others, ", ")))
+		s.hostPath(filepath.Join(s.opts.prefix, "bin")), strings.Join(others, ", ")))
 	s.noteKeptData()
 	return nil
 }
@@ -154,11 +155,11 @@ func (s *systemRun) remove(path string) (bool, error) {
 	there, err := pathExists(real)
 	if err != nil || !there {
 		if err == nil {
-			s.already("not_present", path, "not present "+path)
+			s.already("not_present", path, "not present "+real)
 		}
 		return false, err
 	}
-	s.done("removed", path, "removed "+path, "remove "+path)
+	s.done("removed", path, "removed "+real, "remove "+real)
 	if s.opts.dryRun {
 		return true, nil
 	}
@@ -173,10 +174,10 @@ func (s *systemRun) removeAll(dir string) error {
 		return err
 	}
 	if !there {
-		s.already("not_present", dir, "not present "+dir)
+		s.already("not_present", dir, "not present "+real)
 		return nil
 	}
-	s.done("removed", dir, "removed "+dir, "remove "+dir)
+	s.done("removed", dir, "removed "+real, "remove "+real)
 	if s.opts.dryRun {
 		return nil
 	}
@@ -190,7 +191,7 @@ func (s *systemRun) removeConfigDir() error {
 	entries, err := os.ReadDir(real)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		s.already("not_present", dir, "not present "+dir)
+		s.already("not_present", dir, "not present "+real)
 		return nil
 	case err != nil:
 		return err
@@ -199,10 +200,10 @@ func (s *systemRun) removeConfigDir() error {
 		return e.Name() == filepath.Base(helperapi.DefaultConfigPath)
 	})
 	if len(others) > 0 {
-		s.already("kept", dir, fmt.Sprintf("kept %s (it holds %s, which banger did not write)", dir, others[0].Name()))
+		s.already("kept", dir, fmt.Sprintf("kept %s (it holds %s, which banger did not write)", real, others[0].Name()))
 		return nil
 	}
-	s.done("removed", dir, "removed "+dir, "remove "+dir)
+	s.done("removed", dir, "removed "+real, "remove "+real)
 	if s.opts.dryRun {
 		return nil
 	}
@@ -217,18 +218,18 @@ func (s *systemRun) removeBinary(name string) error {
 	fi, err := os.Lstat(real)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		s.already("not_present", path, "not present "+path)
+		s.already("not_present", path, "not present "+real)
 		return nil
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		s.already("kept", path, fmt.Sprintf("kept %s (a %s, not a binary banger installed)", path, describeType(fi.Mode())))
+		s.already("kept", path, fmt.Sprintf("kept %s (a %s, not a binary banger installed)", real, describeType(fi.Mode())))
 		return nil
 	case !isBangerBinary(real):
-		s.already("kept", path, fmt.Sprintf("kept %s (not a banger binary)", path))
+		s.already("kept", path, fmt.Sprintf("kept %s (not a banger binary)", real))
 		return nil
 	}
-	s.done("removed", path, "removed "+path, "remove "+path)
+	s.done("removed", path, "removed "+real, "remove "+real)
 	if s.opts.dryRun {
 		return nil
 	}

@@ -43,7 +43,7 @@ func TestSystemUninstallLeavesNothingBehind(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	wantLines(t, strings.Split(stdout, "\n")[:len(fullUninstall)], fullUninstall...)
+	wantLines(t, strings.Split(f.hostView(stdout), "\n")[:len(fullUninstall)], fullUninstall...)
 	if !strings.Contains(stdout, "kept VM data: ") {
 		t.Errorf("uninstall does not say where VM data is kept:\n%s", stdout)
 	}
