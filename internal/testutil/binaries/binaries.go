@@ -1,6 +1,7 @@
 // Package binaries builds banger's programs for end-to-end tests, once
 // per test binary, the way `make build` does (pure Go, CGO_ENABLED=0),
-// into a directory the test then runs them from.
+// into a directory the test then runs them from. The directory is
+// removed when the test binary exits, however it exits.
 package binaries
 
 import (
@@ -10,8 +11,54 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
+
+// held keeps the write ends of the pipes buildDir's watchers wait on
+// open (and out of reach of the garbage collector, which would close
+// them) until the process exits.
+var (
+	heldMu sync.Mutex
+	held   []*os.File
+)
+
+// buildDir makes a temporary directory that is removed once this
+// process has exited — passed, failed, panicked, timed out or killed —
+// since nothing in the process runs for some of those: a watcher
+// process reads a pipe that only this process holds open, gets end of
+// file when the kernel closes it at exit, and then removes the
+// directory. The watcher has a process group of its own, so the Ctrl-C
+// that stops the tests does not stop it first.
+func buildDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	defer r.Close()
+	watcher := exec.Command("sh", "-c", `cat >/dev/null; exec rm -rf -- "$1"`, "banger-test-cleanup", dir)
+	watcher.Stdin = r
+	watcher.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := watcher.Start(); err != nil {
+		w.Close()
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("start the watcher that removes %s at exit: %w", dir, err)
+	}
+	// Never waited for: it ends only after this process has.
+	heldMu.Lock()
+	held = append(held, w)
+	heldMu.Unlock()
+	return dir, nil
+}
 
 var (
 	once sync.Once
@@ -28,10 +75,9 @@ func Dir(t testing.TB) string {
 		if root, err = moduleRoot(); err != nil {
 			return
 		}
-		if dir, err = os.MkdirTemp("", "banger-bin"); err != nil {
+		if dir, err = buildDir("banger-bin"); err != nil {
 			return
 		}
-		os.Chmod(dir, 0o755)
 		cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/",
 			"./cmd/banger", "./cmd/bangerd", "./cmd/banger-helper", "./cmd/banger-guest")
 		cmd.Dir = root
@@ -83,10 +129,9 @@ func FirecrackerDouble(t testing.TB) string {
 		if root, fcErr = moduleRoot(); fcErr != nil {
 			return
 		}
-		if fcDir, fcErr = os.MkdirTemp("", "banger-fcdouble"); fcErr != nil {
+		if fcDir, fcErr = buildDir("banger-fcdouble"); fcErr != nil {
 			return
 		}
-		os.Chmod(fcDir, 0o755)
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(fcDir, "firecracker"), "./test/fcdouble/firecracker")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
