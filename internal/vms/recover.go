@@ -87,7 +87,9 @@ func (s *Service) settleDeadVM(ctx context.Context, op *oplog.Log, vm model.VMRe
 // time) is adopted and watched again; one whose VMM is gone has its tap
 // and NAT released and is recorded stopped with the reason; a VM whose
 // create was cut off by the daemon's death is torn down and kept in the
-// error state, so the user sees it and can remove it.
+// error state, so the user sees it and can remove it; a created or
+// stopped VM that still holds something — its start was cut off after
+// it took a tap, NAT or a VMM — has all of it released and says so.
 func (s *Service) Recover(ctx context.Context) {
 	ctx = opid.Fresh(ctx)
 	op := oplog.Begin(ctx, s.logger, "vm.recover")
@@ -96,12 +98,15 @@ func (s *Service) Recover(ctx context.Context) {
 		op.Fail(err)
 		return
 	}
-	adopted, stopped, broken := 0, 0, 0
+	adopted, stopped, broken, starts := 0, 0, 0, 0
 	for _, vm := range vms {
 		switch {
 		case isCreateInFlight(vm):
 			broken++
 			s.settleInterruptedCreate(ctx, vm)
+		case holdsHandles(vm):
+			starts++
+			s.settleInterruptedStart(ctx, vm)
 		case vm.State == model.VMStateRunning:
 			h := s.handlesOf(vm)
 			if h.VMM.PID != 0 && vmm.Alive(h.VMM) {
@@ -118,7 +123,44 @@ func (s *Service) Recover(ctx context.Context) {
 			s.settleDeadVM(ctx, vop, vm, h, "the VMM exited while bangerd was not running")
 		}
 	}
-	op.Done("adopted", adopted, "stopped", stopped, "interrupted_creates", broken)
+	op.Done("adopted", adopted, "stopped", stopped, "interrupted_creates", broken, "interrupted_starts", starts)
+}
+
+// holdsHandles reports a VM that is not running, yet holds what only a
+// running one should: handles.json, or a tap or dm-snapshot on its row.
+// Its start was cut off by the daemon's death after it took them.
+func holdsHandles(vm model.VMRecord) bool {
+	if vm.State != model.VMStateCreated && vm.State != model.VMStateStopped {
+		return false
+	}
+	if vm.Runtime.TapDevice != "" || vm.Runtime.DMName != "" {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(vm.Runtime.VMDir, handlesFile))
+	return err == nil
+}
+
+// settleInterruptedStart kills the VMM a cut-off start may have left and
+// releases its tap, NAT and dm-snapshot. The VM keeps its state, with
+// the reason; when the release fails it is kept in error, for rm.
+func (s *Service) settleInterruptedStart(ctx context.Context, vm model.VMRecord) {
+	op := oplog.Begin(ctx, s.logger, "vm.recover.start", oplog.VMAttrs(vm)...)
+	err := s.teardown(ctx, vm, true)
+	if cur, gerr := s.store.GetVM(ctx, vm.ID); gerr == nil {
+		vm = cur
+	}
+	state, reason := vm.State, "its start was interrupted (bangerd stopped); what it had taken is released, and it can be started again"
+	if err != nil {
+		state, reason = model.VMStateError, fmt.Sprintf("its start was interrupted (bangerd stopped), and releasing what it had taken failed: %v; remove it with 'banger vm rm %s'", err, vm.Name)
+	}
+	if serr := s.setState(ctx, &vm, state, reason); serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		op.Fail(err)
+		return
+	}
+	op.Done()
 }
 
 func isCreateInFlight(vm model.VMRecord) bool {
