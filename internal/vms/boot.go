@@ -179,7 +179,15 @@ func (b *booting) startVMM(ctx context.Context, rep progress) error {
 	if err := writeHandles(b.vm.Runtime.VMDir, b.h); err != nil {
 		return err
 	}
-	if err := b.s.setState(ctx, &b.vm, model.VMStateRunning, ""); err != nil {
+	// A create's VM stays marked "create in progress" until its create
+	// ends (create clears it): one cut off while its guest boots has never
+	// answered SSH, and recovery tears it down like a create cut off at
+	// any other stage rather than adopting it.
+	lastErr := ""
+	if isCreateInFlight(b.vm) {
+		lastErr = b.vm.Runtime.LastError
+	}
+	if err := b.s.setState(ctx, &b.vm, model.VMStateRunning, lastErr); err != nil {
 		return err
 	}
 	b.s.startMonitor(b.vm, b.h)

@@ -264,6 +264,10 @@ func (s *Service) create(ctx context.Context, r *operation.Reporter, plan create
 	if vm, err = s.boot(ctx, vm, rep, persistOverlay); err != nil {
 		return res, op.Fail(err)
 	}
+	// Its guest answered: the create is complete.
+	if err := s.setState(ctx, &vm, model.VMStateRunning, ""); err != nil {
+		return res, op.Fail(err)
+	}
 	op.Done()
 	return s.detail(ctx, vm), nil
 }
