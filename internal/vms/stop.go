@@ -107,7 +107,9 @@ func (s *Service) teardown(ctx context.Context, vm model.VMRecord, kill bool) er
 
 // stopVM stops a running VM — gracefully within timeout (0: the
 // default), or killed at once with force — and records it stopped. A
-// VM that is not running is left as it is.
+// VM that is not running is left as it is. Its steps are logged (at
+// debug level) as stages — halt, release, record — which are also the
+// crash tests' failpoints.
 func (s *Service) stopVM(ctx context.Context, vm *model.VMRecord, timeout time.Duration, force bool, op *oplog.Log) error {
 	if timeout < 0 {
 		return invalid("--timeout %d: use 1 or more seconds (left out: %d), or --force to kill at once", int(timeout.Seconds()), int(DefaultStopTimeout.Seconds()))
@@ -127,12 +129,15 @@ func (s *Service) stopVM(ctx context.Context, vm *model.VMRecord, timeout time.D
 	if err != nil {
 		return err
 	}
+	op.DebugStage("halt")
 	if err := s.halt(ctx, driver, h.VMM, timeout, op); err != nil {
 		return err
 	}
+	op.DebugStage("release")
 	if err := s.release(ctx, vm, h); err != nil {
 		return err
 	}
+	op.DebugStage("record")
 	return s.setState(ctx, vm, model.VMStateStopped, "")
 }
 

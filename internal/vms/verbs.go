@@ -118,12 +118,16 @@ func (s *Service) Remove(ctx context.Context, p api.VMRemoveParams) (api.VMDetai
 	}
 	det := s.detail(ctx, vm)
 	// Whatever the state: release anything the row or handles still name.
+	// The steps are debug stages, the crash tests' failpoints.
+	op.DebugStage("teardown")
 	if err := s.teardown(ctx, vm, true); err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
+	op.DebugStage("files")
 	if err := s.deleteVMFiles(vm); err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
+	op.DebugStage("record")
 	if err := s.store.DeleteVM(ctx, vm.ID); err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
@@ -207,18 +211,22 @@ func (s *Service) Set(ctx context.Context, req model.VMSetRequest) (api.VMDetail
 	if err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
+	// Each step is a debug stage, a failpoint of the crash tests.
 	if grow != 0 {
+		op.DebugStage("grow")
 		if err := disk.GrowWorkDisk(ctx, vm.Runtime.WorkDiskPath, grow); err != nil {
 			return api.VMDetail{}, op.Fail(fmt.Errorf("grow work disk: %w", err))
 		}
 		op.Stage("work disk grown", "bytes", grow)
 	}
 	if spec.NATEnabled != vm.Spec.NATEnabled && vm.State == model.VMStateRunning {
+		op.DebugStage("nat")
 		if err := s.setNATLive(ctx, vm, spec.NATEnabled); err != nil {
 			return api.VMDetail{}, op.Fail(err)
 		}
 	}
 	vm.Spec = spec
+	op.DebugStage("record")
 	if err := s.save(ctx, &vm); err != nil {
 		return api.VMDetail{}, op.Fail(err)
 	}
