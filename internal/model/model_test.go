@@ -240,7 +240,7 @@ func TestJSONFieldNames(t *testing.T) {
 		CreatedAt: at, UpdatedAt: at, LastTouchedAt: at,
 		Spec: VMSpec{VCPUCount: 2, MemoryMiB: 2048, SystemOverlaySizeByte: 1, WorkDiskSizeBytes: 2, NATEnabled: true},
 		Runtime: VMRuntime{
-			GuestIP: "172.16.0.2", APISockPath: "a", VSockPath: "b", VSockCID: 3,
+			State: VMStateRunning, GuestIP: "172.16.0.2", APISockPath: "a", VSockPath: "b", VSockCID: 3,
 			LogPath: "c", MetricsPath: "d", DNSName: "n.vm", VMDir: "e", TapDevice: "f", BaseLoop: "g",
 			COWLoop: "h", DMName: "j", DMDev: "k", SystemOverlay: "l", WorkDiskPath: "m", LastError: "o",
 		},
@@ -248,7 +248,7 @@ func TestJSONFieldNames(t *testing.T) {
 	}
 	want := `{"id":"v","name":"n","image_id":"i","state":"running","created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z","last_touched_at":"2026-01-02T03:04:05Z",` +
 		`"spec":{"vcpu_count":2,"memory_mib":2048,"system_overlay_size_bytes":1,"work_disk_size_bytes":2,"nat_enabled":true},` +
-		`"runtime":{"guest_ip":"172.16.0.2","api_sock_path":"a","vsock_path":"b","vsock_cid":3,"log_path":"c","metrics_path":"d","dns_name":"n.vm","vm_dir":"e","tap_device":"f","base_loop":"g","cow_loop":"h","dm_name":"j","dm_dev":"k","system_overlay_path":"l","work_disk_path":"m","last_error":"o"},` +
+		`"runtime":{"state":"running","guest_ip":"172.16.0.2","api_sock_path":"a","vsock_path":"b","vsock_cid":3,"log_path":"c","metrics_path":"d","dns_name":"n.vm","vm_dir":"e","tap_device":"f","base_loop":"g","cow_loop":"h","dm_name":"j","dm_dev":"k","system_overlay_path":"l","work_disk_path":"m","last_error":"o"},` +
 		`"stats":{"collected_at":"2026-01-02T03:04:05Z","cpu_percent":1.5,"rss_bytes":1,"vsz_bytes":2,"system_overlay_bytes":3,"work_disk_bytes":4,"metrics_raw":{"x":1}}}`
 	got, err := json.Marshal(vm)
 	if err != nil || string(got) != want {

@@ -141,19 +141,17 @@ type VMSpec struct {
 // Everything in VMRuntime is safe to persist: the paths are deterministic
 // from (VM ID, layout) and survive restart unchanged; GuestIP and DNSName
 // are assigned at create time and never move; LastError carries the last
-// failure message for debugging. The VM's state is not here: it is
-// VMRecord.State, and only there, so no reply can say two things about
-// it (the seed kept a mirror of it here; rows that still carry one in
-// their runtime column are read without it).
+// failure message for debugging. State mirrors VMRecord.State.
 type VMRuntime struct {
-	GuestIP     string `json:"guest_ip"`
-	APISockPath string `json:"api_sock_path,omitempty"`
-	VSockPath   string `json:"vsock_path,omitempty"`
-	VSockCID    uint32 `json:"vsock_cid,omitempty"`
-	LogPath     string `json:"log_path,omitempty"`
-	MetricsPath string `json:"metrics_path,omitempty"`
-	DNSName     string `json:"dns_name,omitempty"`
-	VMDir       string `json:"vm_dir"`
+	State       VMState `json:"state"`
+	GuestIP     string  `json:"guest_ip"`
+	APISockPath string  `json:"api_sock_path,omitempty"`
+	VSockPath   string  `json:"vsock_path,omitempty"`
+	VSockCID    uint32  `json:"vsock_cid,omitempty"`
+	LogPath     string  `json:"log_path,omitempty"`
+	MetricsPath string  `json:"metrics_path,omitempty"`
+	DNSName     string  `json:"dns_name,omitempty"`
+	VMDir       string  `json:"vm_dir"`
 
 	// Chosen at create and kept for the VM's life: its VMM driver, how
 	// its system overlay was made, and its MAC (derived from GuestIP).
@@ -186,8 +184,7 @@ type VMStats struct {
 	MetricsRaw         map[string]any `json:"metrics_raw,omitempty"`
 }
 
-// VMRecord is one VM as the store keeps it. State is the VM's one
-// lifecycle state.
+// VMRecord is one VM as the store keeps it.
 type VMRecord struct {
 	ID            string    `json:"id"`
 	Name          string    `json:"name"`

@@ -82,6 +82,7 @@ func newTestVM(t *testing.T, imageID, name, guestIP string) model.VMRecord {
 			NATEnabled:            true,
 		},
 		Runtime: model.VMRuntime{
+			State:         model.VMStateRunning,
 			GuestIP:       guestIP,
 			APISockPath:   "/run/banger/" + name + "/api.sock",
 			VSockPath:     "/run/banger/" + name + "/vsock",
@@ -381,8 +382,8 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("ListVMs has %d vms, want %d", len(vms), want)
 	}
 	for _, vm := range vms {
-		if vm.State != model.VMStateStopped {
-			t.Errorf("vm %s: state %q; want stopped", vm.Name, vm.State)
+		if vm.State != model.VMStateStopped || vm.Runtime.State != model.VMStateStopped {
+			t.Errorf("vm %s: state %q, runtime state %q; want stopped", vm.Name, vm.State, vm.Runtime.State)
 		}
 	}
 }

@@ -18,6 +18,7 @@ const selectVMs = `SELECT id, name, image_id, state, created_at, updated_at,
 
 // CreateVM inserts vm. A taken name, id or guest IP is
 // errdefs.ErrConflict; an unknown ImageID is errdefs.ErrNotFound.
+// vm.Runtime.State is stored as vm.State.
 func (s *Store) CreateVM(ctx context.Context, vm model.VMRecord) error {
 	args, err := vmArgs(vm)
 	if err != nil {
@@ -83,7 +84,7 @@ func (s *Store) VMsUsingImage(ctx context.Context, imageID string) ([]model.VMRe
 
 // UpdateVM overwrites every column of the VM with vm.ID, including
 // CreatedAt. The store sets no timestamps; the caller bumps UpdatedAt and
-// LastTouchedAt.
+// LastTouchedAt. vm.Runtime.State is stored as vm.State.
 func (s *Store) UpdateVM(ctx context.Context, vm model.VMRecord) error {
 	args, err := vmArgs(vm)
 	if err != nil {
@@ -130,11 +131,13 @@ func validateVM(vm model.VMRecord) error {
 }
 
 // vmArgs validates vm and lists its columns in the order CreateVM and
-// UpdateVM bind them: every column but id, then id.
+// UpdateVM bind them: every column but id, then id. This is where the
+// runtime's copy of the state is forced to match the record's.
 func vmArgs(vm model.VMRecord) ([]any, error) {
 	if err := validateVM(vm); err != nil {
 		return nil, err
 	}
+	vm.Runtime.State = vm.State
 	vm.Stats.CollectedAt = vm.Stats.CollectedAt.UTC()
 	spec, err := fastjson.Marshal(vm.Spec)
 	if err != nil {
@@ -187,8 +190,8 @@ func scanVM(row rowScanner) (model.VMRecord, error) {
 	if _, err := fastjson.Parse(stats, &vm.Stats, fastjson.ZeroCopy); err != nil {
 		return model.VMRecord{}, fmt.Errorf("vm %q: decode stats: %w", vm.ID, err)
 	}
-	// The state column is the VM's one state. A runtime column written by
-	// an older banger may still carry a "state" copy; decoding drops it.
+	// The state column is authoritative; the runtime copy only mirrors it.
+	vm.Runtime.State = vm.State
 	vm.Stats.CollectedAt = vm.Stats.CollectedAt.UTC()
 	return vm, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -38,6 +37,7 @@ func TestVMLifecycle(t *testing.T) {
 
 	vm.Name = "dev2"
 	vm.State = model.VMStateStopped
+	vm.Runtime.State = model.VMStateStopped
 	vm.Runtime.LastError = "guest panicked"
 	vm.Spec.MemoryMiB = 4096
 	vm.Stats = model.VMStats{} // empty stats must round-trip too
@@ -67,44 +67,41 @@ func TestVMLifecycle(t *testing.T) {
 	}
 }
 
-// TestVMStateIsTheStateColumn: a VM has one state, the state column;
-// the runtime column carries none, and one an older banger wrote there
-// (the seed's mirror) is not read back.
-func TestVMStateIsTheStateColumn(t *testing.T) {
+func TestVMRuntimeStateMirrorsState(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t)
 	img := mustCreateImage(t, s, "base")
 
 	vm := newTestVM(t, img.ID, "dev", "172.16.0.2")
 	vm.State = model.VMStateCreated
+	vm.Runtime.State = model.VMStateError // stale; the store must not keep it
 	if err := s.CreateVM(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
-	var hasState bool
-	if err := s.reader.QueryRowContext(ctx, "SELECT json_type(runtime, '$.state') IS NOT NULL FROM vms WHERE id = ?", vm.ID).Scan(&hasState); err != nil {
+	check := func(want model.VMState) {
+		t.Helper()
+		got, err := s.GetVM(ctx, vm.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != want || got.Runtime.State != want {
+			t.Errorf("state %q, runtime state %q; want both %q", got.State, got.Runtime.State, want)
+		}
+		var raw string
+		if err := s.reader.QueryRowContext(ctx, "SELECT json_extract(runtime, '$.state') FROM vms WHERE id = ?", vm.ID).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if raw != string(want) {
+			t.Errorf("stored runtime state %q, want %q", raw, want)
+		}
+	}
+	check(model.VMStateCreated)
+
+	vm.State = model.VMStateRunning
+	if err := s.UpdateVM(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
-	if hasState {
-		t.Error("the runtime column carries a state of its own")
-	}
-	// A row as an older banger left it: a stale copy in the runtime.
-	if _, err := s.writer.ExecContext(ctx, "UPDATE vms SET runtime = json_set(runtime, '$.state', 'error') WHERE id = ?", vm.ID); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetVM(ctx, vm.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.State != model.VMStateCreated {
-		t.Errorf("state %q, want the state column's %q", got.State, model.VMStateCreated)
-	}
-	raw, err := json.Marshal(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(string(raw), `"state"`); n != 1 {
-		t.Errorf("the record says its state %d times: %s", n, raw)
-	}
+	check(model.VMStateRunning)
 }
 
 func TestVMErrors(t *testing.T) {

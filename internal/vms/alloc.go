@@ -126,6 +126,7 @@ func (s *Service) newRecord(id string, plan createPlan, strategy disk.OverlayStr
 		CreatedAt: now, UpdatedAt: now, LastTouchedAt: now,
 		Spec: plan.spec,
 		Runtime: model.VMRuntime{
+			State:           model.VMStateCreated,
 			GuestIP:         ip.String(),
 			MAC:             macFor(ip),
 			VSockCID:        cid,

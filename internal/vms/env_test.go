@@ -125,11 +125,12 @@ func guestRel(guestPath string) string {
 	return rel
 }
 
-// checkStates: every VM row ever written has one of the four states.
+// checkStates: every VM row ever written has one of the four states,
+// and its runtime mirror says the same.
 func (e *env) checkStates() {
 	for i, vm := range e.store.allWrites() {
-		if !vm.State.Valid() {
-			e.t.Errorf("write %d of vm %s: state %q", i, vm.Name, vm.State)
+		if !vm.State.Valid() || vm.State != vm.Runtime.State {
+			e.t.Errorf("write %d of vm %s: State %q, Runtime.State %q", i, vm.Name, vm.State, vm.Runtime.State)
 		}
 	}
 }

@@ -55,7 +55,7 @@ func (e *env) makeRunning(vm model.VMRecord, program string) (model.VMRecord, vm
 	if err := writeHandles(vm.Runtime.VMDir, h); err != nil {
 		e.t.Fatal(err)
 	}
-	vm.State, vm.Runtime.LastError = model.VMStateRunning, ""
+	vm.State, vm.Runtime.State, vm.Runtime.LastError = model.VMStateRunning, model.VMStateRunning, ""
 	vm.Runtime.TapDevice, vm.Runtime.DMName = tap, h.DMName
 	vm.Runtime.BaseLoop, vm.Runtime.COWLoop, vm.Runtime.DMDev = info.BaseLoop, info.COWLoop, info.DMDev
 	e.store.put(vm)
@@ -166,7 +166,7 @@ func TestRecoverInterruptedCreate(t *testing.T) {
 	e := newEnv(t)
 	vm, _ := e.leaveRunning("half", true)
 	// Cut off between the VMM's start and the row saying running.
-	vm.State = model.VMStateCreated
+	vm.State, vm.Runtime.State = model.VMStateCreated, model.VMStateCreated
 	vm.Runtime.LastError = createInFlight + " (op-123)"
 	e.store.put(vm)
 	e.restart()
@@ -195,7 +195,7 @@ func TestRecoverSettlesEachVM(t *testing.T) {
 	live, _ := e.leaveRunning("live", false)
 	dead, dh := e.leaveRunning("dead", true)
 	half, _ := e.leaveRunning("half", false)
-	half.State, half.Runtime.LastError = model.VMStateCreated, createInFlight+" (op-9)"
+	half.State, half.Runtime.State, half.Runtime.LastError = model.VMStateCreated, model.VMStateCreated, createInFlight+" (op-9)"
 	e.store.put(half)
 	idle := e.mustCreate("idle", false, true)
 	e.restart()

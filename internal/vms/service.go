@@ -178,8 +178,11 @@ func (s *Service) findVM(ctx context.Context, ref string) (model.VMRecord, func(
 	return vm, unlock, nil
 }
 
-// save writes vm's row.
+// save writes vm's row. The record's state is its one state: the
+// runtime's mirror of it is set here, so what is returned to a caller
+// never disagrees with itself.
 func (s *Service) save(ctx context.Context, vm *model.VMRecord) error {
+	vm.Runtime.State = vm.State
 	vm.UpdatedAt = s.now()
 	return s.store.UpdateVM(ctx, *vm)
 }

@@ -10,8 +10,8 @@ import (
 	"banger/internal/model"
 )
 
-// TestSetStateFunnel: setState records the state and the reason, and
-// tells the hooks only on the edges into and out of
+// TestSetStateFunnel: setState records one state (the row's and its
+// runtime mirror) and tells the hooks only on the edges into and out of
 // running; a row that cannot be written tells them nothing.
 func TestSetStateFunnel(t *testing.T) {
 	e := newEnv(t)
@@ -33,8 +33,8 @@ func TestSetStateFunnel(t *testing.T) {
 			t.Fatal(err)
 		}
 		row := e.vm(vm.ID)
-		if row.State != st.to || row.Runtime.LastError != "why "+string(st.to) {
-			t.Errorf("step %d: row state %q, last error %q", i, row.State, row.Runtime.LastError)
+		if row.State != st.to || row.Runtime.State != st.to || row.Runtime.LastError != "why "+string(st.to) {
+			t.Errorf("step %d: row state %q, runtime state %q, last error %q", i, row.State, row.Runtime.State, row.Runtime.LastError)
 		}
 		if started, stopped := e.hooks.counts(vm.ID); started != st.started || stopped != st.stopped {
 			t.Errorf("step %d (→%s): hooks started %d, stopped %d; want %d, %d", i, st.to, started, stopped, st.started, st.stopped)
@@ -60,8 +60,8 @@ func TestLifecycleHooksFireOnce(t *testing.T) {
 	expect := func(step string, state model.VMState, started, stopped int) {
 		t.Helper()
 		row := e.vm(vm.ID)
-		if row.State != state {
-			t.Errorf("%s: state %q, want %q", step, row.State, state)
+		if row.State != state || row.Runtime.State != state {
+			t.Errorf("%s: state %q / runtime %q, want %q", step, row.State, row.Runtime.State, state)
 		}
 		if s, p := e.hooks.counts(vm.ID); s != started || p != stopped {
 			t.Errorf("%s: hooks started %d, stopped %d; want %d, %d", step, s, p, started, stopped)
