@@ -70,8 +70,24 @@ type Server struct {
 	HandlerTimeout  time.Duration // per request; default 10m
 	ShutdownGrace   time.Duration // for in-flight requests; default 10s
 
+	// Connection limits. A connection over either is answered at once
+	// with unavailable, saying which, and closed; it is never queued, so
+	// one uid's flood takes no more than its own share.
+	MaxConnsPerUID int // open at once from one peer uid; default DefaultMaxConnsPerUID
+	MaxConns       int // open at once in all; default DefaultMaxConns
+	// FirstRequestTimeout is how long a new connection may take to send
+	// its first request (a client sends it at once); default 5s, and
+	// never more than IdleTimeout.
+	FirstRequestTimeout time.Duration
+
 	mu    sync.Mutex
-	conns map[net.Conn]bool // true while a request is in flight
+	conns map[net.Conn]*connState
+	// perUID counts open connections by peer uid.
+	perUID map[uint32]int
+	// refusalSeen: when a refusal for a uid was last observed, so a
+	// flood of refused connections logs about once a second, not once
+	// per connection.
+	refusalSeen map[uint32]time.Time
 }
 
 func (s *Server) maxRequest() int {
@@ -101,8 +117,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		s.mu.Lock()
-		for c, busy := range s.conns {
-			if !busy {
+		for c, st := range s.conns {
+			if !st.busy {
 				c.SetReadDeadline(time.Now()) // wake the idle reader
 			}
 		}
@@ -125,13 +141,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			acceptErr = err
 			break
 		}
-		s.track(conn, false)
+		peer, peerErr := PeerCred(conn)
+		if refusal := s.admit(conn, peer, peerErr); refusal != "" {
+			s.refuse(handlerCtx, conn, peer, peerErr, refusal)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer s.untrack(conn)
 			defer conn.Close()
-			s.serveConn(ctx, handlerCtx, conn)
+			s.serveConn(ctx, handlerCtx, conn, peer, peerErr)
 		}()
 	}
 	ln.Close()
@@ -152,30 +172,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return acceptErr
 }
 
-func (s *Server) track(c net.Conn, busy bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns == nil {
-		s.conns = make(map[net.Conn]bool)
-	}
-	s.conns[c] = busy
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.conns, c)
-}
-
 // serveConn answers requests on one connection, one at a time, until the
 // client hangs up, goes idle too long, sends an oversized frame, or the
 // server shuts down.
-func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) {
-	peer, err := PeerCred(conn)
+func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn, peer Peer, peerErr error) {
 	var authErr error
 	switch {
-	case err != nil:
-		authErr = fmt.Errorf("cannot identify the peer: %w", err)
+	case peerErr != nil:
+		authErr = fmt.Errorf("cannot identify the peer: %w", peerErr)
 	case s.Authorize != nil:
 		authErr = s.Authorize(peer)
 	}
@@ -191,8 +195,10 @@ func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) 
 		closeFiles(files)
 	}()
 	r := bufio.NewReader(src) // frames longer than its buffer are accumulated by readFrame
+	wait := s.firstRequestTimeout()
 	for serveCtx.Err() == nil {
-		conn.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, 30*time.Second)))
+		conn.SetReadDeadline(time.Now().Add(wait))
+		wait = s.idleTimeout()
 		if serveCtx.Err() != nil {
 			return // shutdown began after the loop check; its wake-up may be overwritten
 		}
@@ -223,11 +229,11 @@ func (s *Server) serveConn(serveCtx, handlerCtx context.Context, conn net.Conn) 
 		if len(files) > 0 {
 			hctx = withFiles(hctx, files)
 		}
-		s.track(conn, true)
+		s.setBusy(conn, true)
 		resp := s.dispatch(hctx, frame)
 		closeFiles(files)
 		s.write(conn, resp)
-		s.track(conn, false)
+		s.setBusy(conn, false)
 	}
 }
 
