@@ -157,6 +157,15 @@ func listenSocket(path string) (net.Listener, error) {
 	return ln, nil
 }
 
+// The daemon socket's connection limits: room for one user's CLI calls,
+// long polls and tools at once, but a runaway script cannot use up the
+// daemon's descriptors. Silent and idle connections close after the
+// rpc defaults.
+const (
+	maxConnsPerUID = 256
+	maxConns       = 512
+)
+
 // Serve answers RPCs on ln until ctx is cancelled or daemon.shutdown is
 // called, then drains in-flight requests and returns.
 func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
@@ -167,9 +176,11 @@ func (d *Daemon) Serve(ctx context.Context, ln net.Listener) error {
 		d.started = time.Now()
 	}
 	srv := &rpc.Server{
-		Methods:   d.methods(),
-		Authorize: d.authorize,
-		Observe:   d.observeRPC,
+		Methods:        d.methods(),
+		Authorize:      d.authorize,
+		Observe:        d.observeRPC,
+		MaxConnsPerUID: maxConnsPerUID,
+		MaxConns:       maxConns,
 	}
 	return srv.Serve(ctx, ln)
 }
