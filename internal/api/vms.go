@@ -1,6 +1,19 @@
 package api
 
-import "banger/internal/model"
+import (
+	"time"
+
+	"banger/internal/model"
+)
+
+// BootLimit bounds how long the daemon waits for a booting guest to
+// answer SSH. Under software emulation a Debian guest takes 10–20 s; a
+// loaded host can double that. Clients size their calls by it.
+const BootLimit = 3 * time.Minute
+
+// KillLimit bounds how long a stop waits for a killed VMM to be gone,
+// after the graceful power-off's timeout.
+const KillLimit = 30 * time.Second
 
 // VM methods.
 const (

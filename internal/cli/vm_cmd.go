@@ -128,12 +128,15 @@ func (a *app) vmEachCommand(use, short, method string, params func(name string) 
 					return params(name)
 				}
 				return api.VMRef{Name: name}
-			}, use)
+			}, use, 0)
 		},
 	}
 }
 
-func (a *app) eachVM(ctx context.Context, names []string, method string, params func(string) any, verb string) error {
+// eachVM calls method for each name in turn. perCall, when set, bounds
+// each call instead of the RPC client's default, for verbs that may take
+// longer than it.
+func (a *app) eachVM(ctx context.Context, names []string, method string, params func(string) any, verb string, perCall time.Duration) error {
 	layout, _, _, err := a.ensureDaemon(ctx)
 	if err != nil {
 		return err
@@ -152,7 +155,13 @@ func (a *app) eachVM(ctx context.Context, names []string, method string, params 
 			}
 			fmt.Fprintf(a.stderr, "%s %s...\n", doing, found.Name)
 		}
-		if err := rpc.Call(ctx, layout.SocketPath, method, params(name), &det); err != nil {
+		callCtx, cancel := ctx, context.CancelFunc(func() {})
+		if perCall > 0 {
+			callCtx, cancel = context.WithTimeout(ctx, perCall)
+		}
+		err := rpc.Call(callCtx, layout.SocketPath, method, params(name), &det)
+		cancel()
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -194,12 +203,24 @@ func (a *app) vmStopCommand(use, short, method string) *cobra.Command {
 			}
 			return a.eachVM(cmd.Context(), args, method, func(name string) any {
 				return api.VMStopParams{Name: name, TimeoutSeconds: timeout, Force: force}
-			}, use)
+			}, use, stopCallLimit(use, timeout))
 		},
 	}
 	cmd.Flags().IntVar(&timeout, "timeout", 30, "seconds (1 or more) to wait for a graceful power-off before killing the VMM")
 	cmd.Flags().BoolVar(&force, "force", false, "kill the VMM at once")
 	return cmd
+}
+
+// stopCallLimit is how long a stop (or restart) call may take: the
+// graceful timeout, the kill after it, and for a restart the boot too,
+// each as long as the daemon allows, and a little over, so the CLI never
+// gives up on a stop the daemon is still finishing.
+func stopCallLimit(verb string, timeoutSeconds int) time.Duration {
+	limit := time.Duration(timeoutSeconds)*time.Second + api.KillLimit + 10*time.Second
+	if verb == "restart" {
+		limit += api.BootLimit
+	}
+	return limit
 }
 
 func (a *app) vmRemoveCommand() *cobra.Command {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"banger/internal/api"
 	"banger/internal/buildinfo"
@@ -197,6 +198,23 @@ func TestConfigNamedMustExist(t *testing.T) {
 		var got struct{ Error rpc.ErrorResponse }
 		if err := json.Unmarshal([]byte(stderr), &got); code != exitError || err != nil || got.Error.Code != rpc.CodeNotFound || !opIDRE.MatchString(got.Error.OpID) {
 			t.Errorf("--json %v: exit %d, %v, %q", tc.args, code, err, stderr)
+		}
+	}
+}
+
+// TestStopCallOutlastsTheDaemon: the CLI waits for a stop at least as
+// long as the daemon may take over it — the graceful timeout asked for,
+// then the kill — and for a restart the boot as well; the RPC client's
+// default (30 s) would give up on a `--timeout 30` stop the daemon is
+// still finishing.
+func TestStopCallOutlastsTheDaemon(t *testing.T) {
+	for _, timeout := range []int{1, 30, 600} {
+		stop := stopCallLimit("stop", timeout)
+		if want := time.Duration(timeout)*time.Second + api.KillLimit; stop <= want || stop <= rpc.DefaultCallTimeout {
+			t.Errorf("stop --timeout %d: the CLI waits %v, the daemon may take %v", timeout, stop, want)
+		}
+		if restart := stopCallLimit("restart", timeout); restart <= stop+api.BootLimit-time.Second {
+			t.Errorf("restart --timeout %d: the CLI waits %v, the daemon may take %v and a boot", timeout, restart, stop)
 		}
 	}
 }

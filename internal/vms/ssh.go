@@ -17,10 +17,8 @@ import (
 	"banger/internal/vmm"
 )
 
-// sshReadyLimit bounds the wait for a booting guest's SSH server. Under
-// software emulation a Debian guest takes 10-20 s; a loaded host can
-// double that.
-const sshReadyLimit = 3 * time.Minute
+// sshReadyLimit bounds the wait for a booting guest's SSH server.
+const sshReadyLimit = api.BootLimit
 
 // ErrHostKeyMismatch: the guest answered with a host key other than the
 // one banger gave it.
