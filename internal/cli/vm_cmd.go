@@ -179,7 +179,7 @@ func (a *app) eachVM(ctx context.Context, names []string, method string, params 
 }
 
 // slowVerbs take long enough (a guest boots) to say they have begun.
-var slowVerbs = map[string]string{"start": "starting", "restart": "restarting", "stop": "stopping"}
+var slowVerbs = map[string]string{"restart": "restarting", "stop": "stopping"}
 
 func describeState(det api.VMDetail) string {
 	switch det.State {
