@@ -167,18 +167,3 @@ func TestUnfilterX86BCJShortBuffers(t *testing.T) {
 		unfilterX86BCJ(buf, 0) // must not index past the end
 	}
 }
-
-func FuzzExtractVmlinux(f *testing.F) {
-	vmlinux := buildELF(elfSpec{notes: xenNotes(true), body: codeBody(512)})
-	f.Add(buildBzImage(bzSpec{payload: compressGzip(f, vmlinux), trailer: kernelTrailer(vmlinux)}))
-	f.Add(buildBzImage(bzSpec{payload: compressXZ(f, vmlinux), trailer: kernelTrailer(vmlinux)}))
-	f.Add(buildBzImage(bzSpec{payload: compressZstd(f, vmlinux), trailer: kernelTrailer(vmlinux)}))
-	if stream, err := os.ReadFile("testdata/vmlinux-x86-crc64-blocks.xz"); err == nil {
-		f.Add(buildBzImage(bzSpec{payload: stream}))
-	}
-	f.Fuzz(func(t *testing.T, img []byte) {
-		var out bytes.Buffer
-		ExtractVmlinux(bytes.NewReader(img), int64(len(img)), &out)
-		inspect(bytes.NewReader(img), int64(len(img)))
-	})
-}

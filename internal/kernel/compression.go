@@ -71,13 +71,17 @@ func unsupportedError(c Compression, payload []byte) error {
 }
 
 // maxVmlinuxSize bounds what a payload may decompress to, so that a
-// hostile image cannot fill the disk. Debian's vmlinux is ~66 MB.
+// hostile image cannot fill the disk or the memory. Debian's vmlinux is
+// ~66 MB.
 const maxVmlinuxSize = 1 << 30
 
 // decompressStream writes the first c-compressed stream in payload to
 // w. Whatever follows the stream (the kernel build appends the
-// uncompressed size; a file may be padded) is ignored.
-func decompressStream(c Compression, payload []byte, w io.Writer) error {
+// uncompressed size; a file may be padded) is ignored. A stream that
+// decompresses to more than limit bytes is an error, and no decoder
+// allocates more than about limit for its window or dictionary.
+func decompressStream(c Compression, payload []byte, w io.Writer, limit int64) error {
+	tooBig := fmt.Errorf("decompress %s payload: more than %d bytes", c, limit)
 	var r io.Reader
 	switch c {
 	case CompressionGzip:
@@ -92,14 +96,18 @@ func decompressStream(c Compression, payload []byte, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		// decodeXZ checks the size against maxVmlinuxSize itself.
-		return decodeXZ(payload[:n], w)
+		// decodeXZ checks the size against limit itself.
+		return decodeXZ(payload[:n], w, limit)
 	case CompressionZstd:
 		n, err := zstdFrameLen(payload)
 		if err != nil {
 			return err
 		}
-		zr, err := zstd.NewReader(bytes.NewReader(payload[:n]), zstd.WithDecoderConcurrency(1))
+		// WithDecoderMaxMemory also caps the window the frame header
+		// asks for, which the decoder would otherwise allocate up to
+		// 512 MiB of.
+		zr, err := zstd.NewReader(bytes.NewReader(payload[:n]), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(uint64(limit)))
 		if err != nil {
 			return fmt.Errorf("zstd payload: %w", err)
 		}
@@ -108,12 +116,21 @@ func decompressStream(c Compression, payload []byte, w io.Writer) error {
 	default:
 		return unsupportedError(c, payload)
 	}
-	n, err := io.CopyN(w, r, maxVmlinuxSize+1)
+	n, err := io.Copy(w, io.LimitReader(r, limit))
+	if err == nil && n == limit {
+		// Stopped at the limit: one byte more means too big, and the
+		// end of the stream is where gzip and zstd check their sums.
+		var one [1]byte
+		var m int
+		if m, err = io.ReadFull(r, one[:]); m > 0 {
+			return tooBig
+		}
+	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return tooBig
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("decompress %s payload: %w", c, err)
-	}
-	if n > maxVmlinuxSize {
-		return fmt.Errorf("decompress %s payload: more than %d bytes", c, int64(maxVmlinuxSize))
 	}
 	return nil
 }

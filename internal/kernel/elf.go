@@ -127,7 +127,7 @@ var linuxBanner = []byte("Linux version ")
 func findBanner(r io.ReaderAt, size int64) string {
 	const chunk = 1 << 20
 	overlap := int64(len(linuxBanner))
-	buf := make([]byte, chunk+overlap)
+	buf := make([]byte, min(chunk, size)+overlap) // a small file needs no 1 MiB buffer
 	first := ""
 	for off := int64(0); off < size; off += chunk {
 		n, _ := r.ReadAt(buf, off)

@@ -14,6 +14,13 @@ import (
 // an x86-64 ELF header; after that, an error can leave w holding part of
 // the kernel.
 func ExtractVmlinux(r io.ReaderAt, size int64, w io.Writer) (Compression, error) {
+	return extractVmlinux(r, size, w, maxVmlinuxSize)
+}
+
+// extractVmlinux is ExtractVmlinux with limit the most the payload may
+// decompress to: maxVmlinuxSize for a real kernel, far less in the
+// tests and the fuzz target, which go through the same decoders.
+func extractVmlinux(r io.ReaderAt, size int64, w io.Writer, limit int64) (Compression, error) {
 	h, err := readBzHeader(r, size)
 	if err != nil {
 		return CompressionNone, err
@@ -27,7 +34,7 @@ func ExtractVmlinux(r io.ReaderAt, size int64, w io.Writer) (Compression, error)
 		return c, unsupportedError(c, payload)
 	}
 	ew := &elfCheckWriter{w: w}
-	if err := decompressStream(c, payload, ew); err != nil {
+	if err := decompressStream(c, payload, ew, limit); err != nil {
 		if ew.err != nil {
 			return c, ew.err // not a kernel: say so, not how decompression stopped
 		}

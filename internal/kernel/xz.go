@@ -34,8 +34,10 @@ type xzRecord struct {
 }
 
 // decodeXZ writes the decompressed contents of the single xz stream p
-// (exactly one stream, as xzStreamLen measures it) to w.
-func decodeXZ(p []byte, w io.Writer) error {
+// (exactly one stream, as xzStreamLen measures it) to w. A stream whose
+// index says it holds more than limit bytes is refused before any block
+// is decoded, so no dictionary or buffer grows past limit.
+func decodeXZ(p []byte, w io.Writer, limit int64) error {
 	if len(p) < 24 || p[6] != 0 || p[7]&0xf0 != 0 {
 		return errors.New("xz payload: bad stream header")
 	}
@@ -53,6 +55,11 @@ func decodeXZ(p []byte, w io.Writer) error {
 	}
 
 	var total int64
+	for _, rec := range records {
+		if total += rec.uncompressed; total > limit {
+			return fmt.Errorf("decompress xz payload: more than %d bytes", limit)
+		}
+	}
 	pos := int64(12)
 	for i, rec := range records {
 		// Block padding sits between the compressed data and the
@@ -60,9 +67,6 @@ func decodeXZ(p []byte, w io.Writer) error {
 		blockLen := (rec.unpadded + 3) &^ 3
 		if blockLen > indexStart-pos {
 			return fmt.Errorf("xz payload: block %d overruns the index", i)
-		}
-		if total += rec.uncompressed; total > maxVmlinuxSize {
-			return fmt.Errorf("decompress xz payload: more than %d bytes", int64(maxVmlinuxSize))
 		}
 		out, err := decodeXZBlock(p[pos:pos+blockLen], rec, checkLen, newHash)
 		if err != nil {
