@@ -47,38 +47,66 @@ func checkVMID(id string) error {
 	return nil
 }
 
-// checkOverlayFile checks one file passed for an overlay: a regular
-// file, open exactly as the role needs (the image read-only, the
-// copy-on-write store read-write), a whole number of sectors. The open
-// file is the caller's proof of access: the helper gives the caller no
-// more than it could do with it. The copy-on-write store must also be
-// the caller's own; the image may be any file the caller can read (a
-// registered image may be root's).
-func checkOverlayFile(f *os.File, role string, uid uint32, write bool) (int64, error) {
+// checkOverlayFile checks one file passed for an overlay. The open
+// descriptor is the caller's only proof of access, so it must prove
+// exactly what the role needs and no less: opened for real (not O_PATH,
+// which proves nothing about reading or writing), read-only for the
+// image (so it cannot be written through the loop device), read-write
+// and not append-only for the copy-on-write store; a regular file (not a
+// device, FIFO, socket or directory) of a whole, non-zero number of
+// 512-byte sectors. The copy-on-write store must also be the caller's
+// own; the image may be any file the caller could open (a registered
+// image may be root's). It returns the file's identity and size.
+func checkOverlayFile(f *os.File, role string, uid uint32, write bool) (unix.Stat_t, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return 0, fmt.Errorf("%s file: %w", role, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return 0, fmt.Errorf("%s file is not a regular file: %w", role, errdefs.ErrInvalidArgument)
-	}
-	if write && st.Uid != uid {
-		return 0, fmt.Errorf("%s file belongs to uid %d, not the caller (%d): %w", role, st.Uid, uid, errdefs.ErrUnauthorized)
-	}
 	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 	if err != nil {
-		return 0, fmt.Errorf("%s file: %w", role, err)
+		return st, fmt.Errorf("%s file: %w", role, err)
+	}
+	if fl&unix.O_PATH != 0 {
+		return st, fmt.Errorf("%s file is an O_PATH descriptor, which proves no right to read or write it; open it %s: %w",
+			role, map[bool]string{true: "read-write", false: "read-only"}[write], errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return st, fmt.Errorf("%s file: %w", role, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return st, fmt.Errorf("%s file is a %s, not a regular file: %w", role, fileKind(st.Mode), errdefs.ErrInvalidArgument)
+	}
+	if write && st.Uid != uid {
+		return st, fmt.Errorf("%s file belongs to uid %d, not the caller (%d): %w", role, st.Uid, uid, errdefs.ErrUnauthorized)
 	}
 	switch acc := fl & unix.O_ACCMODE; {
 	case write && acc != unix.O_RDWR:
-		return 0, fmt.Errorf("%s file must be open read-write: %w", role, errdefs.ErrInvalidArgument)
+		return st, fmt.Errorf("%s file must be open read-write: %w", role, errdefs.ErrInvalidArgument)
+	case write && fl&unix.O_APPEND != 0:
+		return st, fmt.Errorf("%s file is open O_APPEND; the snapshot writes in place, open it read-write without it: %w", role, errdefs.ErrInvalidArgument)
 	case !write && acc != unix.O_RDONLY:
-		return 0, fmt.Errorf("%s file must be open read-only, so the image cannot be written through it: %w", role, errdefs.ErrInvalidArgument)
+		return st, fmt.Errorf("%s file must be open read-only, so the image cannot be written through it: %w", role, errdefs.ErrInvalidArgument)
 	}
 	if st.Size <= 0 || st.Size%512 != 0 {
-		return 0, fmt.Errorf("%s file is %d bytes, not a whole number of 512-byte sectors: %w", role, st.Size, errdefs.ErrInvalidArgument)
+		return st, fmt.Errorf("%s file is %d bytes, not a whole non-zero number of 512-byte sectors: %w", role, st.Size, errdefs.ErrInvalidArgument)
 	}
-	return st.Size, nil
+	return st, nil
+}
+
+// fileKind names a file type for an error.
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFLNK:
+		return "symlink"
+	}
+	return "file of unknown type"
 }
 
 // dmAvailable asks once per helper lifetime whether device-mapper works,
@@ -101,11 +129,16 @@ func (h *Helper) attachOverlay(ctx context.Context, p helperapi.OverlayAttachPar
 	if len(files) != 2 {
 		return helperapi.OverlayInfo{}, fmt.Errorf("overlay.attach takes two open files (image, copy-on-write store), got %d: %w", len(files), errdefs.ErrInvalidArgument)
 	}
-	if _, err := checkOverlayFile(files[0], "image", uid, false); err != nil {
+	img, err := checkOverlayFile(files[0], "image", uid, false)
+	if err != nil {
 		return helperapi.OverlayInfo{}, err
 	}
-	if _, err := checkOverlayFile(files[1], "copy-on-write", uid, true); err != nil {
+	cowSt, err := checkOverlayFile(files[1], "copy-on-write", uid, true)
+	if err != nil {
 		return helperapi.OverlayInfo{}, err
+	}
+	if img.Dev == cowSt.Dev && img.Ino == cowSt.Ino {
+		return helperapi.OverlayInfo{}, fmt.Errorf("the image and the copy-on-write store are the same file: %w", errdefs.ErrInvalidArgument)
 	}
 
 	h.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"banger/internal/errdefs"
 	"banger/internal/helperapi"
 	"banger/internal/helperclient"
@@ -67,37 +69,86 @@ func diskFile(t *testing.T, dir, name string, size int64, flag int) *os.File {
 	return f
 }
 
+// openFlags opens path as the tests need it, O_PATH included (which
+// os.OpenFile cannot express).
+func openFlags(t *testing.T, path string, flag int) *os.File {
+	t.Helper()
+	fd, err := unix.Open(path, flag|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// socketFile is one end of a socket pair, as an *os.File.
+func socketFile(t *testing.T) *os.File {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[1])
+	f := os.NewFile(uintptr(fds[0]), "socket")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+type overlayCase struct {
+	name  string
+	vmID  string
+	files []*os.File
+	kind  error
+	says  string
+}
+
 // TestOverlayAttachRefusesBadInput: the helper checks the files it is
-// handed before it touches any device — their number, kind, owner and
-// open mode, and the VM id that names the device.
+// handed before it touches any device — their number, how they were
+// opened, their kind, owner and size, and the VM id that names the
+// device. Each descriptor must prove on its own what the role needs.
 func TestOverlayAttachRefusesBadInput(t *testing.T) {
 	_, c := serveMethods(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	image := diskFile(t, dir, "rootfs.ext4", 1<<20, os.O_RDONLY)
 	imageRW := diskFile(t, dir, "rootfs-rw.ext4", 1<<20, os.O_RDWR)
+	imageWO := diskFile(t, dir, "rootfs-wo.ext4", 1<<20, os.O_WRONLY)
 	cow := diskFile(t, dir, "overlay.cow", 1<<20, os.O_RDWR)
 	cowRO := diskFile(t, dir, "overlay-ro.cow", 1<<20, os.O_RDONLY)
+	cowAppend := diskFile(t, dir, "overlay-append.cow", 1<<20, os.O_RDWR|os.O_APPEND)
 	odd := diskFile(t, dir, "odd.cow", 1000, os.O_RDWR)
-	dirFile, err := os.Open(dir)
-	if err != nil {
+	empty := diskFile(t, dir, "empty.cow", 0, os.O_RDWR)
+	imagePath := openFlags(t, image.Name(), unix.O_PATH)
+	cowPath := openFlags(t, cow.Name(), unix.O_PATH)
+	sameAsImage := openFlags(t, image.Name(), unix.O_RDWR)
+	dirFile := openFlags(t, dir, unix.O_RDONLY)
+	device := openFlags(t, "/dev/null", unix.O_RDONLY)
+	deviceRW := openFlags(t, "/dev/null", unix.O_RDWR)
+	fifoPath := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer dirFile.Close()
+	fifo := openFlags(t, fifoPath, unix.O_RDONLY)
+	sock := socketFile(t)
 
-	cases := []struct {
-		name  string
-		vmID  string
-		files []*os.File
-		kind  error
-		says  string
-	}{
+	cases := []overlayCase{
 		{"no files", "abc123", nil, errdefs.ErrInvalidArgument, "two open files"},
 		{"one file", "abc123", []*os.File{image}, errdefs.ErrInvalidArgument, "got 1"},
-		{"image writable", "abc123", []*os.File{imageRW, cow}, errdefs.ErrInvalidArgument, "read-only"},
+		{"image O_PATH", "abc123", []*os.File{imagePath, cow}, errdefs.ErrInvalidArgument, "image file is an O_PATH descriptor"},
+		{"cow O_PATH", "abc123", []*os.File{image, cowPath}, errdefs.ErrInvalidArgument, "copy-on-write file is an O_PATH descriptor"},
+		{"image write-only", "abc123", []*os.File{imageWO, cow}, errdefs.ErrInvalidArgument, "read-only"},
+		{"image read-write", "abc123", []*os.File{imageRW, cow}, errdefs.ErrInvalidArgument, "read-only"},
 		{"cow read-only", "abc123", []*os.File{image, cowRO}, errdefs.ErrInvalidArgument, "read-write"},
-		{"directory", "abc123", []*os.File{dirFile, cow}, errdefs.ErrInvalidArgument, "not a regular file"},
-		{"partial sector", "abc123", []*os.File{image, odd}, errdefs.ErrInvalidArgument, "512-byte sectors"},
+		{"cow append-only", "abc123", []*os.File{image, cowAppend}, errdefs.ErrInvalidArgument, "O_APPEND"},
+		{"image a directory", "abc123", []*os.File{dirFile, cow}, errdefs.ErrInvalidArgument, "image file is a directory, not a regular file"},
+		{"image a device", "abc123", []*os.File{device, cow}, errdefs.ErrInvalidArgument, "image file is a character device, not a regular file"},
+		{"cow a device", "abc123", []*os.File{image, deviceRW}, errdefs.ErrInvalidArgument, "copy-on-write file is a character device, not a regular file"},
+		{"image a FIFO", "abc123", []*os.File{fifo, cow}, errdefs.ErrInvalidArgument, "image file is a FIFO, not a regular file"},
+		{"cow a socket", "abc123", []*os.File{image, sock}, errdefs.ErrInvalidArgument, "copy-on-write file is a socket, not a regular file"},
+		{"partial sector", "abc123", []*os.File{image, odd}, errdefs.ErrInvalidArgument, "1000 bytes, not a whole non-zero number of 512-byte sectors"},
+		{"zero size", "abc123", []*os.File{image, empty}, errdefs.ErrInvalidArgument, "0 bytes, not a whole non-zero number of 512-byte sectors"},
+		{"image is the cow", "abc123", []*os.File{image, sameAsImage}, errdefs.ErrInvalidArgument, "same file"},
 		{"vm id with a slash", "../x", []*os.File{image, cow}, errdefs.ErrInvalidArgument, "hex"},
 		{"empty vm id", "", []*os.File{image, cow}, errdefs.ErrInvalidArgument, "vm id"},
 	}
@@ -106,13 +157,7 @@ func TestOverlayAttachRefusesBadInput(t *testing.T) {
 		if err := other.Chown(nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, struct {
-			name  string
-			vmID  string
-			files []*os.File
-			kind  error
-			says  string
-		}{"another user's file", "abc123", []*os.File{image, other}, errdefs.ErrUnauthorized, "belongs to uid 65534"})
+		cases = append(cases, overlayCase{"cow another user's file", "abc123", []*os.File{image, other}, errdefs.ErrUnauthorized, "belongs to uid 65534"})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
