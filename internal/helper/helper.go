@@ -25,12 +25,23 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"banger/internal/buildinfo"
 	"banger/internal/cmdmain"
 	"banger/internal/helperapi"
 	"banger/internal/hostnet"
 	"banger/internal/rpc"
+)
+
+// The helper's connection limits (see rpc.Server).
+const (
+	MaxConnsPerUID      = 64
+	MaxConns            = 512
+	FirstRequestTimeout = 2 * time.Second
+	IdleTimeout         = 5 * time.Second
 )
 
 // Helper is one running banger-helper.
@@ -93,13 +104,19 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 
+	// Whoever could write the binary could run code as root at the next
+	// start: refuse to be that code's launcher.
+	if err := checkExecutable(); err != nil {
+		return fail(err)
+	}
 	cfg := helperapi.DefaultConfig()
 	if len(extraUIDs) == 0 || fs.Given("config") {
-		if err := checkRootOwned(*configPath, false); err != nil {
-			return fail(err)
+		// Whoever can write the config decides who may use the helper.
+		data, err := readRootFile(*configPath)
+		if err != nil {
+			return fail(fmt.Errorf("helper config: %w", err))
 		}
-		var err error
-		if cfg, err = helperapi.LoadConfig(*configPath); err != nil {
+		if cfg, err = helperapi.ParseConfig(data, *configPath); err != nil {
 			return fail(err)
 		}
 	}
@@ -121,72 +138,33 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-// checkRootOwned refuses a path that is a symlink, or that anyone but
-// root (or the user the helper runs as, which is root in production) owns
-// or can write: whoever can write the config decides who may use the
-// helper. For a directory, missing is fine (the caller creates it).
-func checkRootOwned(path string, isDir bool) error {
-	fi, err := os.Lstat(path)
-	if isDir && errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("%s is a symlink; refusing to use it", path)
-	}
-	if isDir != fi.IsDir() {
-		return fmt.Errorf("%s: not a %s", path, map[bool]string{true: "directory", false: "regular file"}[isDir])
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%s: cannot read its owner", path)
-	}
-	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s is owned by uid %d, not root; refusing to use it", path, st.Uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s is writable by group or others (mode %#o); refusing to use it", path, fi.Mode().Perm())
-	}
-	return nil
-}
-
 // ListenAndServe reconciles the host with the helper's records, then
 // binds socketPath and serves until ctx is cancelled.
 func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
-	dir := filepath.Dir(socketPath)
-	if err := checkRootOwned(dir, true); err != nil {
+	socketPath, made, err := h.preparePaths(socketPath)
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create socket dir: %w", err)
-	}
-	if err := checkRootOwned(filepath.Dir(h.statePath), true); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(h.statePath), 0o755); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
+	undo := func(err error) error { return errors.Join(err, removeDirs(made)) }
 	if err := h.reconcile(); err != nil {
-		return err
+		return undo(err)
 	}
 
 	if fi, err := os.Lstat(socketPath); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
-			return fmt.Errorf("%s exists and is not a socket; refusing to replace it", socketPath)
+			return undo(fmt.Errorf("%s exists and is not a socket; refusing to replace it", socketPath))
 		}
 		os.Remove(socketPath)
 	}
 	ln, err := net.Listen("unix", socketPath)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", socketPath, err)
+		return undo(fmt.Errorf("listen on %s: %w", socketPath, err))
 	}
 	// Anyone may connect; who may call anything is decided per connection
 	// from SO_PEERCRED against allowed_uids.
 	if err := os.Chmod(socketPath, 0o666); err != nil {
 		ln.Close()
-		return fmt.Errorf("chmod %s: %w", socketPath, err)
+		return undo(fmt.Errorf("chmod %s: %w", socketPath, err))
 	}
 	h.logger.Info("helper started", "pid", os.Getpid(), "version", buildinfo.Version(),
 		"socket", socketPath, "state", h.statePath, "allowed_uids", h.cfg.AllowedUIDs,
@@ -196,10 +174,43 @@ func (h *Helper) ListenAndServe(ctx context.Context, socketPath string) error {
 		Authorize:       h.authorize,
 		Observe:         h.observe,
 		MaxRequestBytes: 16 << 10, // its requests are a name and an address
+		// Anyone may connect: bound what one uid, and everyone, can hold
+		// open, and close what sits idle. bangerd opens one connection
+		// per call and sends its request at once.
+		MaxConnsPerUID:      MaxConnsPerUID,
+		MaxConns:            MaxConns,
+		FirstRequestTimeout: FirstRequestTimeout,
+		IdleTimeout:         IdleTimeout,
 	}
 	err = srv.Serve(ctx, ln)
 	h.logger.Info("helper stopped", "pid", os.Getpid())
 	return err
+}
+
+// preparePaths makes and checks the socket's and the state's
+// directories: whoever could rename the socket's directory could put
+// their own socket in its place; whoever could write the state's could
+// decide what the helper believes it made for whom. It returns the
+// socket's resolved path, and what it made, for a failed start to remove.
+func (h *Helper) preparePaths(socketPath string) (string, []string, error) {
+	dir, made, err := ensureRootDir(filepath.Dir(socketPath))
+	if err != nil {
+		return "", nil, fmt.Errorf("socket directory: %w", err)
+	}
+	socketPath = filepath.Join(dir, filepath.Base(socketPath))
+	stateDir, madeState, err := ensureRootDir(filepath.Dir(h.statePath))
+	made = append(made, madeState...)
+	if err != nil {
+		return "", nil, errors.Join(fmt.Errorf("state directory: %w", err), removeDirs(made))
+	}
+	h.statePath = filepath.Join(stateDir, filepath.Base(h.statePath))
+	var st unix.Stat_t
+	if err := unix.Lstat(h.statePath, &st); err == nil {
+		if err := checkRootFile(h.statePath, &st); err != nil {
+			return "", nil, errors.Join(fmt.Errorf("state file: %w", err), removeDirs(made))
+		}
+	}
+	return socketPath, made, nil
 }
 
 func (h *Helper) methods() map[string]rpc.Handler {
