@@ -27,6 +27,7 @@ const (
 	envClient    = "BANGER_TEST_CLIENT"     // send requests to this socket; args: method params-json pairs
 	envEcho      = "BANGER_TEST_ECHO"       // TCP server on this address answering "peer=<ip>"
 	envDial      = "BANGER_TEST_DIAL"       // dial this address, print what it answers
+	envFlood     = "BANGER_TEST_FLOOD"      // open many silent connections to this socket (floodMain)
 )
 
 func TestMain(m *testing.M) {
@@ -39,6 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(echoMain(os.Getenv(envEcho)))
 	case os.Getenv(envDial) != "":
 		os.Exit(dialMain(os.Getenv(envDial)))
+	case os.Getenv(envFlood) != "":
+		os.Exit(floodMain(os.Getenv(envFlood), os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
