@@ -31,11 +31,12 @@ demo:
 lint:
 	scripts/lint.sh
 
-## fuzz: run each fuzz target for a while (FUZZTIME, default 30s)
+## fuzz: run every fuzz target for a while (FUZZTIME each, default 30s;
+## FUZZMINIMIZETIME, default 10s, for shrinking what it finds)
 FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDispatch -fuzztime $(FUZZTIME) ./internal/rpc
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config
+	FUZZTIME=$(FUZZTIME) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) scripts/fuzz.sh
 
 deps:
 	scripts/install-deps.sh
