@@ -104,6 +104,7 @@ func TestExtractVmlinuxErrors(t *testing.T) {
 		{"xz cut short", buildBzImage(bzSpec{payload: xzPayload[:len(xzPayload)/2]}), "xz payload: no end of stream found"},
 		{"gzip cut short", buildBzImage(bzSpec{payload: gzPayload[:len(gzPayload)/2]}), "decompress gzip payload: unexpected EOF"},
 		{"zstd cut short", buildBzImage(bzSpec{payload: zstdPayload[:len(zstdPayload)/2]}), "zstd payload: truncated frame"},
+		{"zstd checksum cut off", buildBzImage(bzSpec{payload: zstdPayload[:len(zstdPayload)-2]}), "zstd payload: truncated frame"},
 		{"not an ELF", buildBzImage(bzSpec{payload: compressXZ(t, bytes.Repeat([]byte("not a kernel "), 100))}), "decompressed payload: not an ELF file"},
 		{"ELF for arm64", buildBzImage(bzSpec{payload: compressGzip(t, buildELF(elfSpec{machine: 183, body: codeBody(100)}))}), "ELF machine is EM_AARCH64"},
 		{"too short for ELF", buildBzImage(bzSpec{payload: compressZstd(t, []byte("\x7fELF\x02\x01"))}), "decompressed payload is 6 bytes, too short"},
