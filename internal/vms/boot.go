@@ -57,6 +57,17 @@ func (s *Service) boot(ctx context.Context, vm model.VMRecord, rep progress, aft
 	if err != nil {
 		return vm, err
 	}
+	// What a failed stop or start could not release (the VM is in error
+	// with the reason) goes first: a new tap must never replace a
+	// recorded one, which would then be leaked with its NAT rule.
+	if holdsAnything(vm) {
+		if err := s.teardown(ctx, vm, true); err != nil {
+			return vm, fmt.Errorf("release what vm %s still holds from before: %w", vm.Name, err)
+		}
+		if vm, err = s.store.GetVM(ctx, vm.ID); err != nil {
+			return vm, err
+		}
+	}
 	b := &booting{s: s, vm: vm, driver: driver, img: img}
 	if err := b.run(ctx, rep, afterStart); err != nil {
 		return b.vm, b.fail(ctx, err)

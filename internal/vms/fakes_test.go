@@ -328,7 +328,11 @@ func newFakeHelper(t *testing.T) *fakeHelper {
 func (f *fakeHelper) Status(context.Context) (helperapi.StatusResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return helperapi.StatusResult{DMSnapshot: f.dmSnapshot}, nil
+	st := helperapi.StatusResult{DMSnapshot: f.dmSnapshot}
+	for ip, tap := range f.nat {
+		st.NAT = append(st.NAT, helperapi.NATEntry{GuestIP: ip, Tap: tap})
+	}
+	return st, nil
 }
 
 func (f *fakeHelper) EnableNAT(_ context.Context, tap, guestIP string) (helperapi.NATEntry, error) {

@@ -99,6 +99,7 @@ func (s *Service) Recover(ctx context.Context) {
 		return
 	}
 	adopted, stopped, broken, starts := 0, 0, 0, 0
+	nat := s.helperNAT(ctx)
 	for _, vm := range vms {
 		switch {
 		case isCreateInFlight(vm):
@@ -111,6 +112,7 @@ func (s *Service) Recover(ctx context.Context) {
 			h := s.handlesOf(vm)
 			if h.VMM.PID != 0 && vmm.Alive(h.VMM) {
 				adopted++
+				s.reconcileNAT(ctx, op, vm, &h, nat)
 				s.startMonitor(vm, h)
 				if s.hooks.Started != nil {
 					s.hooks.Started(ctx, vm)
@@ -130,9 +132,12 @@ func (s *Service) Recover(ctx context.Context) {
 // running one should: handles.json, or a tap or dm-snapshot on its row.
 // Its start was cut off by the daemon's death after it took them.
 func holdsHandles(vm model.VMRecord) bool {
-	if vm.State != model.VMStateCreated && vm.State != model.VMStateStopped {
-		return false
-	}
+	return (vm.State == model.VMStateCreated || vm.State == model.VMStateStopped) && holdsAnything(vm)
+}
+
+// holdsAnything reports a VM whose row or handles.json names a tap,
+// dm-snapshot or VMM: what a teardown must release.
+func holdsAnything(vm model.VMRecord) bool {
 	if vm.Runtime.TapDevice != "" || vm.Runtime.DMName != "" {
 		return true
 	}

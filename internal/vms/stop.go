@@ -53,7 +53,10 @@ func (s *Service) halt(ctx context.Context, driver vmm.Driver, h vmm.Handle, gra
 // release gives back what a running VM holds besides its VMM: NAT, its
 // tap (to the pool), its dm-snapshot, and its handles file; the row's
 // teardown fields are cleared. Each step is tolerant of a thing already
-// gone.
+// gone. When a step fails, what was released is recorded as released
+// (handles.json and the row keep only the rest), so a retry gives back
+// nothing twice: a tap returned twice could be handed to two VMs. A tap
+// with NAT still behind it is kept, as the pool requires.
 func (s *Service) release(ctx context.Context, vm *model.VMRecord, h vmHandles) error {
 	var errs []error
 	if h.NATIP == "" && vm.Spec.NATEnabled && h.Tap != "" {
@@ -62,26 +65,48 @@ func (s *Service) release(ctx context.Context, vm *model.VMRecord, h vmHandles) 
 	if h.NATIP != "" {
 		if err := s.helper.DisableNAT(ctx, h.NATIP); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("disable NAT for %s: %w", h.NATIP, err))
+		} else {
+			h.NATIP = ""
 		}
 	}
-	if h.Tap != "" {
+	if h.Tap != "" && h.NATIP == "" {
 		if err := s.taps.Return(ctx, h.Tap); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("release tap %s: %w", h.Tap, err))
+		} else {
+			h.Tap = ""
 		}
 	}
 	if h.DMName != "" {
 		if err := s.helper.DetachOverlay(ctx, h.DMName); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("remove dm-snapshot %s: %w", h.DMName, err))
+		} else {
+			h.DMName, h.BaseLoop, h.COWLoop = "", "", ""
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return errors.Join(err, s.recordHeld(ctx, vm, h))
 	}
 	if err := removeHandles(vm.Runtime.VMDir); err != nil {
 		return err
 	}
 	vm.Runtime.TapDevice, vm.Runtime.BaseLoop, vm.Runtime.COWLoop, vm.Runtime.DMName, vm.Runtime.DMDev = "", "", "", "", ""
 	return s.save(ctx, vm)
+}
+
+// recordHeld writes what a VM still holds after a partial release to
+// its handles.json and row.
+func (s *Service) recordHeld(ctx context.Context, vm *model.VMRecord, h vmHandles) error {
+	vm.Runtime.TapDevice, vm.Runtime.BaseLoop, vm.Runtime.COWLoop = h.Tap, h.BaseLoop, h.COWLoop
+	if h.DMName == "" {
+		vm.Runtime.DMName, vm.Runtime.DMDev = "", ""
+	}
+	if err := writeHandles(vm.Runtime.VMDir, h); err != nil {
+		return fmt.Errorf("record what is still held: %w", err)
+	}
+	if err := s.save(ctx, vm); err != nil {
+		return fmt.Errorf("record what is still held: %w", err)
+	}
+	return nil
 }
 
 // teardown ends whatever runs for vm and releases what it holds. With
@@ -135,6 +160,12 @@ func (s *Service) stopVM(ctx context.Context, vm *model.VMRecord, timeout time.D
 	}
 	op.DebugStage("release")
 	if err := s.release(ctx, vm, h); err != nil {
+		// The VMM is gone: the VM must not stay recorded running, with
+		// no one watching it.
+		err = fmt.Errorf("its VMM is stopped, but releasing what it held failed: %w; start it again, or remove it with 'banger vm rm %s', once that is fixed", err, vm.Name)
+		if serr := s.setState(ctx, vm, model.VMStateError, err.Error()); serr != nil {
+			op.Warn("vm error state not recorded", "error", serr.Error())
+		}
 		return err
 	}
 	op.DebugStage("record")

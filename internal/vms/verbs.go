@@ -121,6 +121,11 @@ func (s *Service) Remove(ctx context.Context, p api.VMRemoveParams) (api.VMDetai
 	// The steps are debug stages, the crash tests' failpoints.
 	op.DebugStage("teardown")
 	if err := s.teardown(ctx, vm, true); err != nil {
+		if vm.State == model.VMStateRunning {
+			// Its VMM may be gone already: the VM must not stay recorded
+			// running, unwatched. rm again finishes it.
+			s.recordError(ctx, op, vm, fmt.Errorf("rm did not finish: %w; run 'banger vm rm --force %s' again once that is fixed", err, vm.Name))
+		}
 		return api.VMDetail{}, op.Fail(err)
 	}
 	op.DebugStage("files")
