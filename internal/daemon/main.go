@@ -10,6 +10,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/cmdmain"
 	"banger/internal/config"
+	"banger/internal/failpoint"
 	"banger/internal/oplog"
 	"banger/internal/paths"
 )
@@ -44,6 +45,9 @@ func run(ctx context.Context, configPath string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := failpoint.Check(); err != nil {
+		return err
+	}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return fmt.Errorf("home directory: %w", err)
@@ -56,6 +60,9 @@ func run(ctx context.Context, configPath string, stderr io.Writer) error {
 	logger, level, err := oplog.NewLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return configError{fmt.Errorf("config %s: log_level: %w", layout.ConfigFile, err)}
+	}
+	if fp := failpoint.Armed(); fp != "" {
+		logger.Warn("failpoint armed: this daemon stops at it, for a crash test", "point", fp, "file", os.Getenv(failpoint.EnvFile))
 	}
 	ctx, stop := cmdmain.SignalContext(ctx)
 	defer stop()

@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"banger/internal/failpoint"
 )
 
 // The crash matrix: restart recovery as a table. Each row is a verb, each
@@ -233,4 +239,24 @@ func crashTable(rows []crashRow, results []cellResult, notApplicable int, took t
 	fmt.Fprintf(&b, "crash matrix: %d cells run, %d clean, %d not applicable (no VMM at that point), in %s\n",
 		len(results), clean, notApplicable, took.Round(time.Second))
 	return b.String()
+}
+
+// TestFailpointMisarmed: a bangerd given a failpoint without its file
+// (or a file without a point) refuses to start, saying what is missing,
+// rather than running with a failpoint that could never pause.
+func TestFailpointMisarmed(t *testing.T) {
+	u := newUser(t, "")
+	for _, tc := range []struct{ env, want string }{
+		{failpoint.EnvPoint + "=vm.create:boot", `BANGER_FAILPOINT="vm.create:boot" is set but BANGER_FAILPOINT_FILE is not`},
+		{failpoint.EnvFile + "=" + filepath.Join(t.TempDir(), "fp"), "BANGER_FAILPOINT_FILE is set but BANGER_FAILPOINT is not"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a daemon that starts serves until killed
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(u.bin, "bangerd"))
+		cmd.Env = append(slices.Clone(u.env), tc.env)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("bangerd with %s: %v\n%s", tc.env, err, out)
+		}
+	}
 }
