@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -185,12 +186,24 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return s.fullAsNoSpace(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return busyAsUnavailable(fmt.Errorf("commit: %w", err))
+		return s.fullAsNoSpace(busyAsUnavailable(fmt.Errorf("commit: %w", err)))
 	}
 	return nil
+}
+
+// fullAsNoSpace says what SQLite's "database or disk is full" means — the
+// file system holding the store has no room — naming the file, and marks
+// it errdefs.ErrUnavailable: nothing was written, and it works again once
+// there is room.
+func (s *Store) fullAsNoSpace(err error) error {
+	if sqliteCode(err)&0xff != sqlite3.SQLITE_FULL && !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	return fmt.Errorf("store %s: no space left on device: the file system holding it is full; nothing was changed (free some space there and try again): %w: %w",
+		s.path, errdefs.ErrUnavailable, err)
 }
 
 // sqliteCode returns the extended SQLite result code behind err, or 0.
