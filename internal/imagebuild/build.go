@@ -3,12 +3,14 @@ package imagebuild
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"banger/internal/disk"
@@ -114,6 +116,9 @@ func (b *Builder) Build(ctx context.Context, id string, r Recipe, rep Reporter) 
 		if err != nil {
 			bl.printf("FAILED: %v", err)
 			os.RemoveAll(final)
+			if hostFull(err) {
+				err = fmt.Errorf("no space left on device in %s, where images are built (free some space there and build again): %w", b.ImagesDir, err)
+			}
 			err = fmt.Errorf("%w; build log: %s", err, logPath)
 		}
 	}()
@@ -189,6 +194,9 @@ func (b *Builder) runStages(ctx context.Context, mode Mode, r Recipe, tree, out 
 func makeRootfs(ctx context.Context, mode Mode, r Recipe, tree, out string, bl *buildLog) error {
 	rootfs := filepath.Join(out, "rootfs.ext4")
 	if err := bl.run(ctx, "", mode.inNamespace(disk.Tool("mkfs.ext4"), "-q", "-F", "-L", "banger-root", "-d", tree, rootfs, r.Size)...); err != nil {
+		if hostFull(err) {
+			return fmt.Errorf("make the root file system from the tree: %w", err) // the host's disk, not --size
+		}
 		if strings.Contains(err.Error(), "space") || strings.Contains(err.Error(), "allocate") {
 			return fmt.Errorf("the tree does not fit in a %s root file system; build with a bigger --size: %w", r.Size, err)
 		}
@@ -225,6 +233,13 @@ func publish(art *Artifacts, out, final, logPath string, logf *os.File, bl *buil
 	bl.printf("done in %s", art.Duration.Round(time.Millisecond))
 	logf.Close()
 	return os.Rename(logPath, art.BuildLog)
+}
+
+// hostFull reports a failure for want of room on the host's file
+// system: ENOSPC from banger's own writes, or the tools' own words for
+// it (mmdebstrap, tar and mkfs print strerror).
+func hostFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "No space left on device")
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
