@@ -33,6 +33,10 @@ func newCrashLane(t *testing.T) *crashLane {
 	return &crashLane{t: t, e: newCrashEnv(t), dir: t.TempDir()}
 }
 
+// fresh replaces the lane's environment, after a cell that left
+// something behind in it.
+func (l *crashLane) fresh() { l.e = newCrashEnv(l.t) }
+
 func newCrashEnv(t *testing.T) *vmEnv {
 	return newVMEnvAs(t, os.Getuid(), "vmm = \"qemu\"\n", onXFS)
 }
@@ -46,7 +50,8 @@ func (l *crashLane) armed(point string) []string {
 }
 
 // run runs one cell and reports what it found. The environment's
-// commands fail the cell's test, not the lane's, while it runs.
+// commands fail the cell's test, not the lane's, while it runs. After a
+// cell with problems the lane calls fresh for a new environment.
 func (l *crashLane) run(t *testing.T, c crashCell) (res cellResult) {
 	e := l.e
 	e.user.t = t
@@ -57,9 +62,6 @@ func (l *crashLane) run(t *testing.T, c crashCell) (res cellResult) {
 		l.unwind(v)
 		res.took = time.Since(start)
 		e.user.t = l.t
-		if len(res.problems) > 0 {
-			l.e = newCrashEnv(l.t) // a fresh one for the next cell
-		}
 		t.Logf("%s: %s in %s %v", c, res.outcome, res.took.Round(100*time.Millisecond), res.problems)
 	}()
 	l.n++

@@ -182,8 +182,9 @@ func TestCrashMatrix(t *testing.T) {
 				t.Parallel()
 				l := newCrashLane(t)
 				for c := range queue {
+					var r cellResult
 					t.Run(c.String(), func(t *testing.T) {
-						r := l.run(t, c)
+						r = l.run(t, c)
 						mu.Lock()
 						results = append(results, r)
 						mu.Unlock()
@@ -191,6 +192,9 @@ func TestCrashMatrix(t *testing.T) {
 							t.Errorf("%s: %s", c, p)
 						}
 					})
+					if len(r.problems) > 0 {
+						l.fresh()
+					}
 				}
 			})
 		}
