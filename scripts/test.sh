@@ -8,7 +8,7 @@
 #   script — the CLI driven as a user would, with real banger and bangerd
 #            processes (test/script).
 # Then a short fuzz pass: every fuzz target for TEST_FUZZTIME (default
-# 4s) each, so that a decoder that starts to panic or misbehave on
+# 3s) each, so that a decoder that starts to panic or misbehave on
 # inputs near its seeds fails the run (scripts/fuzz.sh; TEST_FUZZTIME=0
 # skips it).
 set -euo pipefail
@@ -21,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 CGO_ENABLED=1 go test -race -count=1 -timeout 30m "$@" ./...
 
-fuzztime=${TEST_FUZZTIME:-4s}
+fuzztime=${TEST_FUZZTIME:-3s}
 if [ "$fuzztime" != 0 ]; then
 	FUZZTIME=$fuzztime FUZZMINIMIZETIME=0 scripts/fuzz.sh
 fi
