@@ -141,17 +141,14 @@ func (a *app) eachVM(ctx context.Context, names []string, method string, params 
 	if err != nil {
 		return err
 	}
-	results := []api.VMDetail{}
-	var errs []error
-	for _, name := range names {
+	return a.forEachVM(ctx, names, func(name string) (api.VMDetail, error) {
 		var det api.VMDetail
 		if doing, slow := slowVerbs[verb]; slow && !a.jsonOut {
 			// Say what begins only for a VM that exists: a name that
 			// does not is an error at once, not after "stopping it...".
 			var found api.VMDetail
 			if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMShow, api.VMRef{Name: name}, &found); err != nil {
-				errs = append(errs, err)
-				continue
+				return det, err
 			}
 			fmt.Fprintf(a.stderr, "%s %s...\n", doing, found.Name)
 		}
@@ -159,10 +156,26 @@ func (a *app) eachVM(ctx context.Context, names []string, method string, params 
 		if perCall > 0 {
 			callCtx, cancel = context.WithTimeout(ctx, perCall)
 		}
+		defer cancel()
 		err := rpc.Call(callCtx, layout.SocketPath, method, params(name), &det)
-		cancel()
+		return det, err
+	})
+}
+
+// forEachVM runs do for each name in turn, printing each VM's new state
+// (with --json, the VMs done, [] when none); a name that fails is
+// reported with the others and the rest still run, unless the command
+// was interrupted.
+func (a *app) forEachVM(ctx context.Context, names []string, do func(name string) (api.VMDetail, error)) error {
+	results := []api.VMDetail{}
+	var errs []error
+	for _, name := range names {
+		det, err := do(name)
 		if err != nil {
 			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
 		results = append(results, det)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -33,28 +32,9 @@ func (a *app) startVMs(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	results := []api.VMDetail{}
-	var errs []error
-	for _, name := range names {
-		det, err := a.startVM(ctx, layout.SocketPath, name)
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		results = append(results, det)
-		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "%s: %s\n", det.Name, describeState(det))
-		}
-	}
-	if a.jsonOut {
-		if err := a.printJSON(results); err != nil {
-			return err
-		}
-	}
-	return errors.Join(errs...)
+	return a.forEachVM(ctx, names, func(name string) (api.VMDetail, error) {
+		return a.startVM(ctx, layout.SocketPath, name)
+	})
 }
 
 func (a *app) startVM(ctx context.Context, socket, name string) (api.VMDetail, error) {
