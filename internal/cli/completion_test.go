@@ -12,7 +12,6 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/model"
-	"banger/internal/paths"
 	"banger/internal/rpc"
 )
 
@@ -115,19 +114,7 @@ func TestCompletionWithoutDaemon(t *testing.T) {
 // but never answers costs a completion at most its timeout, and offers
 // nothing.
 func TestCompletionDaemonNotAnswering(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	layout, err := paths.Resolve(os.Getenv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := layout.EnsureRuntimeDir(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", layout.SocketPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ln := privateSocket(t)
 	var mu sync.Mutex
 	var held []net.Conn // held open, never answered
 	go func() {

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"banger/internal/api"
-	"banger/internal/buildinfo"
-	"banger/internal/paths"
 	"banger/internal/rpc"
 )
 
@@ -21,34 +17,13 @@ import (
 // runtime directory, so that banger uses it instead of starting bangerd.
 func serveFakeDaemon(t *testing.T, doctor *api.DoctorResult) {
 	t.Helper()
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	layout, err := paths.Resolve(os.Getenv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := layout.EnsureRuntimeDir(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", layout.SocketPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	methods := map[string]rpc.Handler{
-		api.MethodDaemonPing: rpc.Typed(func(context.Context, rpc.NoParams) (api.PingResult, error) {
-			return api.PingResult{Version: "v0.0.0-test", ProtocolVersion: buildinfo.ProtocolVersion, PID: 4242}, nil
-		}),
-	}
+	methods := map[string]rpc.Handler{}
 	if doctor != nil {
 		methods[api.MethodDaemonDoctor] = rpc.Typed(func(context.Context, rpc.NoParams) (api.DoctorResult, error) {
 			return *doctor, nil
 		})
 	}
-	srv := &rpc.Server{Methods: methods}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveDaemon(t, methods)
 }
 
 func runCLI(args ...string) (code int, stdout, stderr string) {

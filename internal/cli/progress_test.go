@@ -22,13 +22,14 @@ import (
 	"banger/internal/rpc"
 )
 
-// serveDaemon answers daemon.ping (with this CLI's protocol) and
-// methods on the socket of a private runtime directory, so that banger
-// uses it instead of starting bangerd.
-func serveDaemon(t *testing.T, methods map[string]rpc.Handler) paths.Layout {
+// privateSocket gives the test a HOME and runtime directory of its own
+// (and no config named by the environment) and listens on the daemon
+// socket there, where banger looks for bangerd.
+func privateSocket(t *testing.T) (paths.Layout, net.Listener) {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	t.Setenv("BANGER_CONFIG", "")
 	layout, err := paths.Resolve(os.Getenv, "")
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +41,15 @@ func serveDaemon(t *testing.T, methods map[string]rpc.Handler) paths.Layout {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return layout, ln
+}
+
+// serveDaemon answers daemon.ping (with this CLI's protocol) and
+// methods on the socket of a private runtime directory, so that banger
+// uses it instead of starting bangerd.
+func serveDaemon(t *testing.T, methods map[string]rpc.Handler) paths.Layout {
+	t.Helper()
+	layout, ln := privateSocket(t)
 	methods[api.MethodDaemonPing] = rpc.Typed(func(context.Context, rpc.NoParams) (api.PingResult, error) {
 		return api.PingResult{Version: "v0.0.0-test", ProtocolVersion: buildinfo.ProtocolVersion, PID: 4242}, nil
 	})

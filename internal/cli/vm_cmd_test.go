@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,10 +11,8 @@ import (
 	"time"
 
 	"banger/internal/api"
-	"banger/internal/buildinfo"
 	"banger/internal/errdefs"
 	"banger/internal/model"
-	"banger/internal/paths"
 	"banger/internal/rpc"
 )
 
@@ -24,28 +20,7 @@ import (
 // runtime directory, so that banger uses it instead of starting bangerd.
 func serveMethods(t *testing.T, methods map[string]rpc.Handler) {
 	t.Helper()
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	t.Setenv("BANGER_CONFIG", "")
-	layout, err := paths.Resolve(os.Getenv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := layout.EnsureRuntimeDir(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", layout.SocketPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	methods[api.MethodDaemonPing] = rpc.Typed(func(context.Context, rpc.NoParams) (api.PingResult, error) {
-		return api.PingResult{Version: "v0.0.0-test", ProtocolVersion: buildinfo.ProtocolVersion, PID: 4242}, nil
-	})
-	srv := &rpc.Server{Methods: methods}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveDaemon(t, methods)
 }
 
 // TestCreateSendsOnlyFlagsGiven: a flag left out is left out of the
