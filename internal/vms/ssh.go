@@ -1,7 +1,6 @@
 package vms
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/guestssh"
 	"banger/internal/model"
 	"banger/internal/sshkey"
 	"banger/internal/vmm"
@@ -22,18 +22,7 @@ const sshReadyLimit = api.BootLimit
 
 // ErrHostKeyMismatch: the guest answered with a host key other than the
 // one banger gave it.
-var ErrHostKeyMismatch = errors.New("host key mismatch")
-
-// pinnedHostKey accepts exactly the pinned key.
-func pinnedHostKey(pinned ssh.PublicKey) ssh.HostKeyCallback {
-	want := pinned.Marshal()
-	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
-		if !bytes.Equal(key.Marshal(), want) {
-			return ErrHostKeyMismatch
-		}
-		return nil
-	}
-}
+var ErrHostKeyMismatch = guestssh.ErrHostKeyMismatch
 
 // waitSSH waits until the guest's SSH server accepts the daemon's key
 // and shows the host key pinned for this VM.
@@ -49,7 +38,7 @@ func (s *Service) waitSSH(ctx context.Context, vm model.VMRecord, h vmm.Handle) 
 	cfg := &ssh.ClientConfig{
 		User:            "root",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key.Signer)},
-		HostKeyCallback: pinnedHostKey(pinned),
+		HostKeyCallback: guestssh.PinnedHostKey(pinned),
 		Timeout:         5 * time.Second,
 	}
 	addr := net.JoinHostPort(vm.Runtime.GuestIP, s.sshPort)
@@ -95,14 +84,11 @@ func trySSH(ctx context.Context, addr string, cfg *ssh.ClientConfig) error {
 
 // SSHInfo says how to reach a running VM's SSH server, and touches it.
 func (s *Service) SSHInfo(ctx context.Context, ref string) (api.VMSSHInfo, error) {
-	vm, unlock, err := s.findVM(ctx, ref)
+	vm, unlock, err := s.runningVM(ctx, ref)
 	if err != nil {
 		return api.VMSSHInfo{}, err
 	}
 	defer unlock()
-	if vm.State != model.VMStateRunning {
-		return api.VMSSHInfo{}, fmt.Errorf("vm %s is %s; start it with 'banger vm start %s': %w", vm.Name, vm.State, vm.Name, errdefs.ErrConflict)
-	}
 	s.touch(ctx, &vm)
 	return api.VMSSHInfo{
 		Host: vm.Runtime.GuestIP, Port: 22, User: "root",
@@ -110,4 +96,41 @@ func (s *Service) SSHInfo(ctx context.Context, ref string) (api.VMSSHInfo, error
 		KnownHostsFile: s.knownHosts.path,
 		HostKeyAlias:   hostKeyAlias(vm.ID),
 	}, nil
+}
+
+// GuestTarget is how the daemon reaches a running VM's SSH server: its
+// address, the daemon's key and the host key pinned for it. It touches
+// the VM.
+func (s *Service) GuestTarget(ctx context.Context, ref string) (model.VMRecord, guestssh.Target, error) {
+	vm, unlock, err := s.runningVM(ctx, ref)
+	if err != nil {
+		return vm, guestssh.Target{}, err
+	}
+	defer unlock()
+	key, err := sshkey.Load(s.cfg.SSHKeyPath)
+	if err != nil {
+		return vm, guestssh.Target{}, fmt.Errorf("daemon ssh key: %w", err)
+	}
+	pinned := s.knownHosts.Get(vm.ID)
+	if pinned == nil {
+		return vm, guestssh.Target{}, fmt.Errorf("vm %s has no pinned host key: %w", vm.Name, errdefs.ErrConflict)
+	}
+	s.touch(ctx, &vm)
+	return vm, guestssh.Target{
+		VMID: vm.ID, Name: vm.Name, Addr: net.JoinHostPort(vm.Runtime.GuestIP, s.sshPort),
+		Signer: key.Signer, HostKey: pinned,
+	}, nil
+}
+
+// runningVM finds and locks a VM that must be running.
+func (s *Service) runningVM(ctx context.Context, ref string) (model.VMRecord, func(), error) {
+	vm, unlock, err := s.findVM(ctx, ref)
+	if err != nil {
+		return vm, nil, err
+	}
+	if vm.State != model.VMStateRunning {
+		unlock()
+		return vm, nil, fmt.Errorf("vm %s is %s; start it with 'banger vm start %s': %w", vm.Name, vm.State, vm.Name, errdefs.ErrConflict)
+	}
+	return vm, unlock, nil
 }

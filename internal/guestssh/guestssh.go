@@ -1,0 +1,257 @@
+// Package guestssh is the daemon's SSH client to its guests: a login
+// with the daemon's key to a server that must show the host key banger
+// pinned for that VM, one connection per VM kept open and shared by the
+// commands run over it (the handshake is what costs under emulation, a
+// session on an open connection is cheap), and commands run with
+// streams, an exit status, and cancellation.
+package guestssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrHostKeyMismatch: the guest answered with a host key other than the
+// one banger gave it.
+var ErrHostKeyMismatch = errors.New("host key mismatch")
+
+// Target is how to reach one VM's SSH server.
+type Target struct {
+	VMID    string        // what the pool keys its connection by
+	Name    string        // the VM's name, for messages
+	Addr    string        // host:port
+	User    string        // "root" when empty
+	Signer  ssh.Signer    // the daemon's key
+	HostKey ssh.PublicKey // the key pinned for the VM
+}
+
+const (
+	dialLimit      = 3 * time.Second
+	handshakeLimit = 10 * time.Second
+)
+
+// PinnedHostKey accepts exactly the pinned key.
+func PinnedHostKey(pinned ssh.PublicKey) ssh.HostKeyCallback {
+	want := pinned.Marshal()
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		if !bytes.Equal(key.Marshal(), want) {
+			return ErrHostKeyMismatch
+		}
+		return nil
+	}
+}
+
+func (t Target) config() *ssh.ClientConfig {
+	user := t.User
+	if user == "" {
+		user = "root"
+	}
+	return &ssh.ClientConfig{
+		User:            user,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(t.Signer)},
+		HostKeyCallback: PinnedHostKey(t.HostKey),
+		Timeout:         handshakeLimit,
+	}
+}
+
+// Dial makes one SSH connection to t.
+func Dial(ctx context.Context, t Target) (*ssh.Client, error) {
+	if t.Signer == nil || t.HostKey == nil {
+		return nil, fmt.Errorf("ssh to vm %s: no key or no pinned host key", t.Name)
+	}
+	var dialer net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, dialLimit)
+	conn, err := dialer.DialContext(dctx, "tcp", t.Addr)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	// The handshake is bounded by a deadline and by ctx.
+	conn.SetDeadline(time.Now().Add(handshakeLimit))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, t.Addr, t.config())
+	stopped := stop()
+	if err != nil {
+		conn.Close()
+		if !stopped {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if !stopped {
+		conn.Close()
+		return nil, ctx.Err()
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// Pool keeps one open connection per VM.
+type Pool struct {
+	mu    sync.Mutex
+	conns map[string]*pooled
+}
+
+type pooled struct {
+	client *ssh.Client
+	addr   string
+	key    []byte
+}
+
+// Client is the pool's connection to t, dialled when there is none, or
+// when the one there was made to another address or host key.
+func (p *Pool) Client(ctx context.Context, t Target) (*ssh.Client, error) {
+	p.mu.Lock()
+	if c := p.conns[t.VMID]; c != nil && c.addr == t.Addr && bytes.Equal(c.key, t.HostKey.Marshal()) {
+		p.mu.Unlock()
+		return c.client, nil
+	}
+	p.mu.Unlock()
+	client, err := Dial(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = map[string]*pooled{}
+	}
+	if old := p.conns[t.VMID]; old != nil {
+		old.client.Close()
+	}
+	p.conns[t.VMID] = &pooled{client: client, addr: t.Addr, key: t.HostKey.Marshal()}
+	go func() {
+		client.Wait()
+		p.forget(t.VMID, client)
+	}()
+	return client, nil
+}
+
+// forget drops client from the pool if it is still the VM's.
+func (p *Pool) forget(vmID string, client *ssh.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[vmID]; c != nil && c.client == client {
+		delete(p.conns, vmID)
+	}
+}
+
+// Drop closes the VM's connection, if the pool has one: the VM stopped.
+func (p *Pool) Drop(vmID string) {
+	p.mu.Lock()
+	c := p.conns[vmID]
+	delete(p.conns, vmID)
+	p.mu.Unlock()
+	if c != nil {
+		c.client.Close()
+	}
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.client.Close()
+	}
+}
+
+// Len is how many connections the pool holds.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Cmd is a command to run in the guest through its shell.
+type Cmd struct {
+	Command string
+	Stdin   io.Reader // nil: an empty, closed standard input
+	Stdout  io.Writer // nil: discarded
+	Stderr  io.Writer // nil: discarded
+}
+
+// ExitError is a command that ran and did not succeed.
+type ExitError struct {
+	Status int    // its exit status; -1 when a signal ended it
+	Signal string // the signal, when one did
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return "killed by signal " + e.Signal
+	}
+	return fmt.Sprintf("exit status %d", e.Status)
+}
+
+// Run runs c on t over the pool's connection, and waits for it. A
+// connection that turns out to be dead (the guest rebooted) is replaced
+// once. Cancelling ctx closes the session, which ends the command.
+func (p *Pool) Run(ctx context.Context, t Target, c Cmd) error {
+	client, err := p.Client(ctx, t)
+	if err != nil {
+		return err
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		p.forget(t.VMID, client)
+		client.Close()
+		if client, err = p.Client(ctx, t); err != nil {
+			return err
+		}
+		if sess, err = client.NewSession(); err != nil {
+			return fmt.Errorf("ssh session to vm %s: %w", t.Name, err)
+		}
+	}
+	return runSession(ctx, sess, c)
+}
+
+func runSession(ctx context.Context, sess *ssh.Session, c Cmd) error {
+	defer sess.Close()
+	sess.Stdin = c.Stdin
+	sess.Stdout = orDiscard(c.Stdout)
+	sess.Stderr = orDiscard(c.Stderr)
+	if err := sess.Start(c.Command); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+	})
+	err := sess.Wait()
+	if !stop() {
+		return ctx.Err()
+	}
+	var ee *ssh.ExitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.Signal() != "" {
+			return &ExitError{Status: -1, Signal: ee.Signal()}
+		}
+		return &ExitError{Status: ee.ExitStatus()}
+	case err != nil:
+		var missing *ssh.ExitMissingError
+		if errors.As(err, &missing) {
+			return errors.New("the guest closed the session without an exit status")
+		}
+		return err
+	}
+	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
