@@ -77,6 +77,18 @@ CREATE TABLE operations (
 CREATE INDEX operations_created_at ON operations (created_at);
 `,
 	},
+	{
+		name: "create workspaces",
+		sql: `
+-- A VM's workspace goes with it: deleting the VM deletes its row.
+CREATE TABLE workspaces (
+	vm_id            TEXT NOT NULL PRIMARY KEY REFERENCES vms (id) ON DELETE CASCADE,
+	result           TEXT NOT NULL CHECK (json_valid(result)),
+	harvested_commit TEXT NOT NULL DEFAULT '',
+	harvested_at     TEXT NOT NULL DEFAULT ''
+) STRICT;
+`,
+	},
 }
 
 // SchemaTooNewError is returned by Open when the database was migrated by
