@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"banger/internal/errdefs"
 	"banger/internal/model"
 )
 
@@ -47,6 +48,19 @@ type WorkDiskSpec struct {
 	// Home is what "~/" means in a file sync host path: the configured
 	// host home directory.
 	Home string
+	// Trees are directories made for this disk (a workspace), moved into
+	// place after the seed and file sync, before Files.
+	Trees []Tree
+}
+
+// Tree is a directory made elsewhere that becomes a path on the work
+// disk. It is moved, not copied, so it must be on the file system the
+// disk is made on (in the VM's directory); once BuildWorkDisk is called
+// it is the disk's, and is gone when it returns.
+type Tree struct {
+	GuestPath string // under /root: "/root/myproject"
+	Dir       string // the directory on the host
+	Bytes     int64  // its content, checked against the disk's size
 }
 
 // Ownership says whose the files on a work disk are, which decides
@@ -115,6 +129,15 @@ var unshareWorks = sync.OnceValue(func() bool {
 // into place, so a failure or cancellation leaves no spec.Path (nor
 // anything else).
 func BuildWorkDisk(ctx context.Context, spec WorkDiskSpec) (res WorkDiskResult, err error) {
+	defer func() {
+		// A tree not moved into the stage is removed all the same: it was
+		// handed over.
+		for _, t := range spec.Trees {
+			if t.Dir != "" {
+				os.RemoveAll(t.Dir)
+			}
+		}
+	}()
 	if spec.Path == "" {
 		return res, errors.New("work disk: no path")
 	}
@@ -179,6 +202,13 @@ func (s *stage) fill(ctx context.Context, spec WorkDiskSpec, res *WorkDiskResult
 			return err
 		}
 	}
+	for _, t := range spec.Trees {
+		n, err := s.placeTree(t, spec.SizeBytes-res.CopiedBytes)
+		res.CopiedBytes += n
+		if err != nil {
+			return err
+		}
+	}
 	for _, f := range spec.Files {
 		rel, err := guestRel(f.GuestPath)
 		if err != nil {
@@ -195,6 +225,30 @@ func (s *stage) fill(ctx context.Context, spec WorkDiskSpec, res *WorkDiskResult
 		}
 	}
 	return s.finish()
+}
+
+// placeTree moves t into the stage, at a path nothing else has taken.
+// limit is the room left on the disk; a tree needs a tenth more than
+// its content, for the file system's own blocks.
+func (s *stage) placeTree(t Tree, limit int64) (int64, error) {
+	rel, err := guestRel(t.GuestPath)
+	if err != nil {
+		return 0, fmt.Errorf("work disk tree: %w", err)
+	}
+	if need := t.Bytes + t.Bytes/10; need > limit {
+		return 0, errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf("%s needs about %s and the work disk has %s left; give the VM a bigger work disk (--disk)",
+			t.GuestPath, model.FormatSizeBytes(need), model.FormatSizeBytes(limit)))
+	}
+	if err := s.mkdirParents(rel, 0o755, false); err != nil {
+		return 0, err
+	}
+	if _, err := os.Lstat(s.hostPath(rel)); err == nil {
+		return 0, fmt.Errorf("%s exists on the work disk already (from the image's work seed or file sync); it cannot hold %s too", t.GuestPath, t.Dir)
+	}
+	if err := os.Rename(t.Dir, s.hostPath(rel)); err != nil {
+		return 0, fmt.Errorf("work disk tree %s: %w", t.GuestPath, err)
+	}
+	return t.Bytes, nil
 }
 
 // makeExt4 writes the tree dir into a new ext4 image at path, through a

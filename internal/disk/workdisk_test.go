@@ -303,3 +303,60 @@ func TestBuildWorkDiskCancelled(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+func TestBuildWorkDiskTrees(t *testing.T) {
+	base := t.TempDir()
+	ws := filepath.Join(base, "ws")
+	tree(t, ws, map[string]string{"README": "hi\n", "bin/run": "#!/bin/sh\n", ".git/HEAD": "ref: refs/heads/banger/dev\n", "link": "->README"},
+		map[string]os.FileMode{"bin/run": 0o755})
+	spec := WorkDiskSpec{
+		Path: filepath.Join(base, "work.ext4"), SizeBytes: 32 << 20,
+		Trees: []Tree{{GuestPath: "/root/proj", Dir: ws, Bytes: 64}},
+	}
+	res, err := BuildWorkDisk(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExt(t, spec.Path, "/root/proj/README", regular|0o644, "hi\n")
+	wantExt(t, spec.Path, "/root/proj/bin/run", regular|0o755, "#!/bin/sh\n")
+	wantExt(t, spec.Path, "/root/proj/.git/HEAD", regular|0o644, "ref: refs/heads/banger/dev\n")
+	if res.CopiedBytes < 64 {
+		t.Errorf("CopiedBytes %d does not count the tree", res.CopiedBytes)
+	}
+	if _, err := os.Lstat(ws); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the tree's directory is still there after the build: %v", err)
+	}
+}
+
+func TestBuildWorkDiskTreeRefused(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tree Tree
+		sync bool
+		want string
+	}{
+		"too big":     {Tree{GuestPath: "/root/proj", Bytes: 31 << 20}, false, "give the VM a bigger work disk (--disk)"},
+		"outside":     {Tree{GuestPath: "/etc/proj"}, false, "outside /root"},
+		"path taken":  {Tree{GuestPath: "/root/proj"}, true, "/root/proj exists on the work disk already"},
+		"bad dirname": {Tree{GuestPath: "/root/../proj"}, false, "guest path"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			home := filepath.Join(base, "home")
+			tree(t, home, map[string]string{"proj/x": "x"}, nil)
+			ws := filepath.Join(base, "ws")
+			tree(t, ws, map[string]string{"f": "f"}, nil)
+			tc.tree.Dir = ws
+			spec := WorkDiskSpec{Path: filepath.Join(base, "work.ext4"), SizeBytes: 32 << 20, Home: home, Trees: []Tree{tc.tree}}
+			if tc.sync {
+				spec.Sync = []model.FileSyncEntry{{Host: "~/proj", Guest: "~/proj"}}
+			}
+			_, err := BuildWorkDisk(context.Background(), spec)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+			if left := listDir(t, base); !slices.Equal(left, []string{"home"}) {
+				t.Errorf("left behind: %v (the tree is the disk's once handed over)", left)
+			}
+		})
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"banger/internal/api"
+	"banger/internal/disk"
 	"banger/internal/errdefs"
 	"banger/internal/model"
 	"banger/internal/operation"
@@ -19,13 +22,14 @@ const (
 	// KindCreate is the operation kind of a VM create.
 	KindCreate = "vm.create"
 
-	stageValidate = "validate"
-	stageAllocate = "allocate"
-	stageOverlay  = "system overlay"
-	stageWorkDisk = "work disk"
-	stageTap      = "tap"
-	stageBoot     = "boot"
-	stageWaitSSH  = "wait for ssh"
+	stageValidate  = "validate"
+	stageAllocate  = "allocate"
+	stageOverlay   = "system overlay"
+	stageWorkspace = "workspace"
+	stageWorkDisk  = "work disk"
+	stageTap       = "tap"
+	stageBoot      = "boot"
+	stageWaitSSH   = "wait for ssh"
 	// LastError prefixes that mark a VM whose create did not finish.
 	createInFlight    = "create in progress"
 	createInterrupted = "its create was interrupted"
@@ -48,15 +52,33 @@ type CreateRequest struct {
 	NAT *bool
 	// VMM is the driver: "", "auto" or a driver's name.
 	VMM string
+	// WorkTree, when set, is put on the work disk too: a workspace.
+	WorkTree *WorkTree
+}
+
+// WorkTree is content a create puts on the work disk besides the seed
+// and file sync: a workspace. Build makes it in dir, a directory in the
+// VM's own that does not exist yet, once the VM has its name and its
+// row, and says how many bytes it holds; its failure fails the create,
+// which then removes everything, dir included.
+type WorkTree struct {
+	GuestPath string
+	Build     func(ctx context.Context, vm model.VMRecord, dir string, rep Progress) (int64, error)
+}
+
+// Progress is what a create reports its steps' details through.
+type Progress interface {
+	Detail(msg string, frac float64)
 }
 
 // createPlan is a create after defaults and validation.
 type createPlan struct {
-	name    string
-	image   model.Image
-	spec    model.VMSpec
-	noStart bool
-	driver  string
+	name     string
+	image    model.Image
+	spec     model.VMSpec
+	noStart  bool
+	driver   string
+	workTree *WorkTree
 }
 
 // CreateBegin checks a create and starts it as an operation under the
@@ -66,16 +88,25 @@ func (s *Service) CreateBegin(ctx context.Context, req CreateRequest) (model.Ope
 	if err != nil {
 		return model.Operation{}, err
 	}
-	return s.ops.Begin(ctx, KindCreate, plan.name, createStages, func(ctx context.Context, r *operation.Reporter) (any, error) {
+	return s.ops.Begin(ctx, KindCreate, plan.name, plan.stages(), func(ctx context.Context, r *operation.Reporter) (any, error) {
 		return s.create(ctx, r, plan)
 	})
+}
+
+// stages are the create's stages, a workspace's among them when it
+// builds one.
+func (p createPlan) stages() []string {
+	if p.workTree == nil {
+		return createStages
+	}
+	return slices.Insert(slices.Clone(createStages), slices.Index(createStages, stageWorkDisk), stageWorkspace)
 }
 
 // planCreate applies the defaults and checks, in a fixed order,
 // everything that can be checked before anything is made: the sizes, the
 // driver, the image, then the name.
 func (s *Service) planCreate(ctx context.Context, req CreateRequest) (createPlan, error) {
-	plan := createPlan{name: req.Name, noStart: req.NoStart}
+	plan := createPlan{name: req.Name, noStart: req.NoStart, workTree: req.WorkTree}
 	var err error
 	if plan.spec, err = s.specFor(req); err != nil {
 		return plan, err
@@ -240,8 +271,19 @@ func (s *Service) create(ctx context.Context, r *operation.Reporter, plan create
 		return res, op.Fail(err)
 	}
 
+	var trees []disk.Tree
+	if plan.workTree != nil {
+		rep.Stage(stageWorkspace)
+		dir := filepath.Join(vm.Runtime.VMDir, "workspace.new")
+		n, err := plan.workTree.Build(ctx, vm, dir, rep)
+		if err != nil {
+			return res, op.Fail(fmt.Errorf("workspace: %w", err))
+		}
+		trees = append(trees, disk.Tree{GuestPath: plan.workTree.GuestPath, Dir: dir, Bytes: n})
+	}
+
 	rep.Stage(stageWorkDisk)
-	warnings, err := s.makeWorkDisk(ctx, vm, plan.image, key)
+	warnings, err := s.makeWorkDisk(ctx, vm, plan.image, key, trees)
 	if err != nil {
 		return res, op.Fail(err)
 	}

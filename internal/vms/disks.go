@@ -102,10 +102,11 @@ func (s *Service) makeOverlay(ctx context.Context, vm model.VMRecord, img model.
 }
 
 // makeWorkDisk builds the work disk from the image's work seed, the
-// config's file sync entries, the daemon's public key, and a host key
+// config's file sync entries, the trees (a workspace), the daemon's
+// public key, and a host key
 // made for this VM alone — pinned in banger's known_hosts before the VM
 // ever answers, so the first connection is verified too.
-func (s *Service) makeWorkDisk(ctx context.Context, vm model.VMRecord, img model.Image, key sshkey.Key) ([]string, error) {
+func (s *Service) makeWorkDisk(ctx context.Context, vm model.VMRecord, img model.Image, key sshkey.Key, trees []disk.Tree) ([]string, error) {
 	host, err := sshkey.Generate("root@" + vm.Name)
 	if err != nil {
 		return nil, err
@@ -122,8 +123,9 @@ func (s *Service) makeWorkDisk(ctx context.Context, vm model.VMRecord, img model
 			{GuestPath: guestapi.HostKeyPath, Data: host.PrivatePEM, Mode: 0o600},
 			{GuestPath: guestapi.HostKeyPath + ".pub", Data: host.AuthorizedKey("root@" + vm.Name), Mode: 0o644},
 		},
-		Sync: s.cfg.FileSync,
-		Home: s.cfg.HostHomeDir,
+		Sync:  s.cfg.FileSync,
+		Home:  s.cfg.HostHomeDir,
+		Trees: trees,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("work disk: %w", err)

@@ -155,7 +155,7 @@ func (e *env) create(req CreateRequest) (api.VMDetail, model.Operation, error) {
 	}
 	var res api.VMDetail
 	var cerr error
-	op, err := e.s.ops.Begin(ctx, KindCreate, plan.name, createStages, func(ctx context.Context, r *operation.Reporter) (any, error) {
+	op, err := e.s.ops.Begin(ctx, KindCreate, plan.name, plan.stages(), func(ctx context.Context, r *operation.Reporter) (any, error) {
 		res, cerr = e.s.create(ctx, r, plan)
 		return res, cerr
 	})
