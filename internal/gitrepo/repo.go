@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"banger/internal/errdefs"
@@ -156,13 +157,35 @@ func Isolated(ctx context.Context, dir string, env []string, stdin io.Reader, ar
 	return runGit(ctx, dir, e, stdin, nil, args...)
 }
 
+// localEnvVars are the variables that point git at a repository
+// (`git rev-parse --local-env-vars`): one inherited from whoever started
+// banger must not send git to another repository than the one named.
+var localEnvVars = []string{
+	"GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+	"GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+	"GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
+	"GIT_SHALLOW_FILE", "GIT_COMMON_DIR", "GIT_QUARANTINE_PATH", "GIT_NAMESPACE",
+}
+
+// inheritedEnv is this process's environment without localEnvVars.
+func inheritedEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(localEnvVars, name) && !strings.HasPrefix(name, "GIT_CONFIG_KEY_") && !strings.HasPrefix(name, "GIT_CONFIG_VALUE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // maxStderr bounds how much of git's standard error an error carries.
 const maxStderr = 4 << 10
 
 func runGit(ctx context.Context, dir string, env []string, stdin io.Reader, stdout io.Writer, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(inheritedEnv(), env...)
 	cmd.Stdin = stdin
 	var out bytes.Buffer
 	if stdout != nil {
