@@ -46,6 +46,9 @@ type VMCreateParams struct {
 	NAT         *bool   `json:"nat,omitempty"`
 	NoStart     bool    `json:"no_start,omitempty"`
 	VMM         string  `json:"vmm,omitempty"` // "", "auto", "qemu", "firecracker"
+	// Workspace, when set, puts a git repository on the VM's work disk
+	// as it is made; a VM created without a name is then named after it.
+	Workspace *WorkspaceSpec `json:"workspace,omitempty"`
 }
 
 // VMRef names a VM: its name, id, or a unique id prefix.
@@ -85,6 +88,8 @@ type VMDetail struct {
 	// VMMChoice is what a VM created now would get (vm show only): a VM
 	// keeps the driver it was created with.
 	VMMChoice *VMMChoice `json:"vmm_choice,omitempty"`
+	// Workspace is the VM's workspace, when it has one.
+	Workspace *model.Workspace `json:"workspace,omitempty"`
 }
 
 // VMSSHInfo is how to reach a VM's SSH server: what `vm ssh` and `vm

@@ -39,6 +39,8 @@ func Defaults(layout paths.Layout, home string) model.DaemonConfig {
 		DefaultImageName:   "default",
 		VMM:                model.VMMAuto,
 		HelperSocket:       helperapi.DefaultSocketPath,
+
+		HarvestMaxBundleBytes: model.DefaultHarvestMaxBundle,
 	}
 }
 
@@ -146,6 +148,7 @@ type rawConfig struct {
 	DefaultImageName   any            `toml:"default_image_name"`
 	VMM                any            `toml:"vmm"`
 	HelperSocket       any            `toml:"helper_socket"`
+	HarvestMaxBundle   any            `toml:"harvest_max_bundle_size"`
 	FileSync           any            `toml:"file_sync"`
 	VMDefaults         toml.Primitive `toml:"vm_defaults"`
 }
@@ -168,7 +171,7 @@ var (
 		"auto_stop_stale_after", "stats_poll_interval", "bridge_name",
 		"bridge_ip", "cidr", "tap_pool_size", "default_dns",
 		"default_image_name", "vmm", "helper_socket", "file_sync",
-		"vm_defaults",
+		"harvest_max_bundle_size", "vm_defaults",
 	}
 	vmDefaultsKeys = []string{
 		"vcpu_count", "memory_mib", "system_overlay_size", "work_disk_size",
@@ -302,6 +305,7 @@ func (p *parser) apply(cfg *model.DaemonConfig, raw *rawConfig, vd *rawVMDefault
 		{"default_image_name", raw.DefaultImageName, stringField(&cfg.DefaultImageName, parseDNSLabel)},
 		{"vmm", raw.VMM, stringField(&cfg.VMM, parseVMM)},
 		{"helper_socket", raw.HelperSocket, stringField(&cfg.HelperSocket, p.parseSocketPath)},
+		{"harvest_max_bundle_size", raw.HarvestMaxBundle, sizeField(&cfg.HarvestMaxBundleBytes)},
 		{"vm_defaults.vcpu_count", vd.VCPUCount, intField(&cfg.VMDefaults.VCPUCount, model.MinVCPUCount, model.MaxVCPUCount)},
 		{"vm_defaults.memory_mib", vd.MemoryMiB, intField(&cfg.VMDefaults.MemoryMiB, model.MinMemoryMiB, model.MaxMemoryMiB)},
 		{"vm_defaults.system_overlay_size", vd.SystemOverlaySize, sizeField(&cfg.VMDefaults.SystemOverlaySizeByte)},

@@ -50,6 +50,8 @@ func TestDefaults(t *testing.T) {
 		DefaultImageName:   "default",
 		VMM:                "auto",
 		HelperSocket:       "/run/banger/helper.sock",
+
+		HarvestMaxBundleBytes: 1 << 30,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Defaults() =\n%+v\nwant\n%+v", got, want)
@@ -126,6 +128,8 @@ func fullWant() model.DaemonConfig {
 		},
 		VMM:          "firecracker",
 		HelperSocket: "/run/banger-test/helper.sock",
+
+		HarvestMaxBundleBytes: 256 << 20,
 	}
 }
 

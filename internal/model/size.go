@@ -133,3 +133,18 @@ func CheckMemoryMiB(n int) error {
 	}
 	return nil
 }
+
+// HumanBytes writes a size for people to read, to one decimal in the
+// largest binary unit under it: "512 B", "1.5 KiB", "301.2 MiB".
+func HumanBytes(n int64) string {
+	const units = "KMGTPE"
+	if n < kib && n > -kib {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/1024, 0
+	for (v >= 1024 || v <= -1024) && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[i])
+}

@@ -18,6 +18,7 @@ const (
 	DefaultDNS                = "1.1.1.1"
 	DefaultSystemOverlaySize  = 8 * 1024 * 1024 * 1024
 	DefaultWorkDiskSize       = 8 * 1024 * 1024 * 1024
+	DefaultHarvestMaxBundle   = 1024 * 1024 * 1024
 	DefaultMemoryMiB          = 2048
 	DefaultVCPUCount          = 2
 	DefaultStatsPollInterval  = 10 * time.Second
@@ -76,6 +77,9 @@ type DaemonConfig struct {
 	VMM string
 	// HelperSocket is where banger-helper listens.
 	HelperSocket string
+	// HarvestMaxBundleBytes bounds the git bundle a guest hands back in a
+	// workspace harvest.
+	HarvestMaxBundleBytes int64
 }
 
 // VMDefaultsOverride replaces the built-in VM sizing defaults for every

@@ -85,7 +85,8 @@ CREATE TABLE workspaces (
 	vm_id            TEXT NOT NULL PRIMARY KEY REFERENCES vms (id) ON DELETE CASCADE,
 	result           TEXT NOT NULL CHECK (json_valid(result)),
 	harvested_commit TEXT NOT NULL DEFAULT '',
-	harvested_at     TEXT NOT NULL DEFAULT ''
+	harvested_at     TEXT NOT NULL DEFAULT '',
+	prepared_tree    TEXT NOT NULL DEFAULT ''
 ) STRICT;
 `,
 	},

@@ -13,10 +13,10 @@ import (
 	"banger/internal/model"
 )
 
-// SaveWorkspace records the workspace prepared in a VM, replacing the
-// one recorded before (and its harvest). An unknown VM is
-// errdefs.ErrNotFound.
-func (s *Store) SaveWorkspace(ctx context.Context, ws model.WorkspacePrepareResult) error {
+// SaveWorkspace records the workspace prepared in a VM and the tree it
+// was given, replacing the one recorded before (and its harvest). An
+// unknown VM is errdefs.ErrNotFound.
+func (s *Store) SaveWorkspace(ctx context.Context, ws model.WorkspacePrepareResult, preparedTree string) error {
 	if strings.TrimSpace(ws.VMID) == "" {
 		return fmt.Errorf("workspace without a vm id: %w", errdefs.ErrInvalidArgument)
 	}
@@ -25,8 +25,9 @@ func (s *Store) SaveWorkspace(ctx context.Context, ws model.WorkspacePrepareResu
 		return fmt.Errorf("encode workspace: %w", err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO workspaces (vm_id, result) VALUES (?, ?)
-ON CONFLICT (vm_id) DO UPDATE SET result = excluded.result, harvested_commit = '', harvested_at = ''`, ws.VMID, string(result))
+		_, err := tx.ExecContext(ctx, `INSERT INTO workspaces (vm_id, result, prepared_tree) VALUES (?, ?, ?)
+ON CONFLICT (vm_id) DO UPDATE SET result = excluded.result, prepared_tree = excluded.prepared_tree,
+	harvested_commit = '', harvested_at = ''`, ws.VMID, string(result), preparedTree)
 		switch {
 		case isForeignKeyViolation(err):
 			return fmt.Errorf("vm %q: %w", ws.VMID, errdefs.ErrNotFound)
@@ -53,7 +54,7 @@ func (s *Store) RecordHarvest(ctx context.Context, vmID, commit string, at time.
 // errdefs.ErrNotFound.
 func (s *Store) GetWorkspace(ctx context.Context, vmID string) (model.Workspace, error) {
 	found, err := queryAll(ctx, s.reader, scanWorkspace,
-		`SELECT result, harvested_commit, harvested_at FROM workspaces WHERE vm_id = ?`, vmID)
+		`SELECT result, harvested_commit, harvested_at, prepared_tree FROM workspaces WHERE vm_id = ?`, vmID)
 	if err != nil {
 		return model.Workspace{}, fmt.Errorf("get workspace of vm %q: %w", vmID, err)
 	}
@@ -65,7 +66,7 @@ func (s *Store) GetWorkspace(ctx context.Context, vmID string) (model.Workspace,
 
 // ListWorkspaces is every VM's workspace, by VM id.
 func (s *Store) ListWorkspaces(ctx context.Context) (map[string]model.Workspace, error) {
-	found, err := queryAll(ctx, s.reader, scanWorkspace, `SELECT result, harvested_commit, harvested_at FROM workspaces`)
+	found, err := queryAll(ctx, s.reader, scanWorkspace, `SELECT result, harvested_commit, harvested_at, prepared_tree FROM workspaces`)
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
@@ -79,7 +80,7 @@ func (s *Store) ListWorkspaces(ctx context.Context) (map[string]model.Workspace,
 func scanWorkspace(row rowScanner) (model.Workspace, error) {
 	var ws model.Workspace
 	var result, at string
-	if err := row.Scan(&result, &ws.HarvestedCommit, &at); err != nil {
+	if err := row.Scan(&result, &ws.HarvestedCommit, &at, &ws.PreparedTree); err != nil {
 		return ws, err
 	}
 	if err := fastjson.Unmarshal([]byte(result), &ws.WorkspacePrepareResult); err != nil {

@@ -26,14 +26,14 @@ func TestWorkspaceLifecycle(t *testing.T) {
 		Mode: model.WorkspacePrepareModeShallowOverlay, HeadCommit: "abc", CurrentBranch: "main",
 		BranchName: "banger/dev", BaseCommit: "abc", PreparedAt: time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC),
 	}
-	if err := s.SaveWorkspace(ctx, ws); err != nil {
+	if err := s.SaveWorkspace(ctx, ws, "tree1"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetWorkspace(ctx, vm.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertEqual(t, got, model.Workspace{WorkspacePrepareResult: ws})
+	assertEqual(t, got, model.Workspace{WorkspacePrepareResult: ws, PreparedTree: "tree1"})
 
 	at := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
 	if err := s.RecordHarvest(ctx, vm.ID, "def", at); err != nil {
@@ -43,15 +43,15 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertEqual(t, all[vm.ID], model.Workspace{WorkspacePrepareResult: ws, HarvestedCommit: "def", HarvestedAt: at})
+	assertEqual(t, all[vm.ID], model.Workspace{WorkspacePrepareResult: ws, HarvestedCommit: "def", HarvestedAt: at, PreparedTree: "tree1"})
 
 	// Saving again replaces the workspace and forgets its harvest.
 	ws.Mode = model.WorkspacePrepareModeFullCopy
-	if err := s.SaveWorkspace(ctx, ws); err != nil {
+	if err := s.SaveWorkspace(ctx, ws, "tree2"); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.GetWorkspace(ctx, vm.ID)
-	assertEqual(t, got, model.Workspace{WorkspacePrepareResult: ws})
+	assertEqual(t, got, model.Workspace{WorkspacePrepareResult: ws, PreparedTree: "tree2"})
 
 	if err := s.DeleteVM(ctx, vm.ID); err != nil {
 		t.Fatal(err)
@@ -64,10 +64,10 @@ func TestWorkspaceLifecycle(t *testing.T) {
 func TestWorkspaceErrors(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	if err := s.SaveWorkspace(ctx, model.WorkspacePrepareResult{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if err := s.SaveWorkspace(ctx, model.WorkspacePrepareResult{}, ""); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("no vm id: %v", err)
 	}
-	if err := s.SaveWorkspace(ctx, model.WorkspacePrepareResult{VMID: "nope"}); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.SaveWorkspace(ctx, model.WorkspacePrepareResult{VMID: "nope"}, ""); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("unknown vm: %v, want ErrNotFound", err)
 	}
 	if err := s.RecordHarvest(ctx, "nope", "x", time.Now()); !errors.Is(err, errdefs.ErrNotFound) {
