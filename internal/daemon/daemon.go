@@ -19,6 +19,7 @@ import (
 	"banger/internal/buildinfo"
 	"banger/internal/doctor"
 	"banger/internal/errdefs"
+	"banger/internal/guestssh"
 	"banger/internal/helperclient"
 	"banger/internal/images"
 	"banger/internal/lockfile"
@@ -29,6 +30,7 @@ import (
 	"banger/internal/store"
 	"banger/internal/tappool"
 	"banger/internal/vms"
+	"banger/internal/workspace"
 )
 
 // The helper client is what the tap pool creates and deletes taps with,
@@ -54,9 +56,12 @@ type Daemon struct {
 	tapPool *tappool.Pool
 	ops     *operation.Registry
 
-	vms    *vms.Service
-	images *images.Service
-	doctor *doctor.Service
+	guests *guestssh.Pool
+
+	vms       *vms.Service
+	images    *images.Service
+	doctor    *doctor.Service
+	workspace *workspace.Service
 
 	// shutdown ends Serve; daemon.shutdown calls it after answering.
 	shutdown context.CancelFunc
@@ -114,6 +119,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.stopOperations()
 	// VMs keep running: the next bangerd adopts them.
 	d.vms.Close()
+	d.guests.Close()
 	stopTapPool()
 	d.logger.Info("daemon stopped", "pid", os.Getpid(), "uptime_ms", time.Since(d.started).Milliseconds())
 	return err

@@ -42,6 +42,10 @@ func (d *Daemon) methods() map[string]rpc.Handler {
 		api.MethodVMSet:          rpc.Typed(d.vmSet),
 		api.MethodVMTouch:        rpc.Typed(d.vmTouch),
 		api.MethodVMSSHInfo:      rpc.Typed(d.vmSSHInfo),
+
+		api.MethodWorkspacePrepareBegin: rpc.Typed(d.workspace.PrepareBegin),
+		api.MethodWorkspaceShow:         rpc.Typed(d.workspaceShow),
+		api.MethodWorkspaceHarvest:      rpc.Typed(d.workspace.Harvest),
 	}
 }
 
@@ -74,12 +78,28 @@ func (d *Daemon) imageRemove(ctx context.Context, p api.ImageRef) (api.ImageRemo
 	return d.images.Remove(ctx, p.Name)
 }
 
+// vmCreateBegin checks the request's sizes, then its workspace, then
+// hands the create to the VM service, with the workspace as a work tree
+// that the workspace service builds.
 func (d *Daemon) vmCreateBegin(ctx context.Context, p api.VMCreateParams) (model.Operation, error) {
 	req, err := p.Request()
 	if err != nil {
 		return model.Operation{}, err
 	}
-	return d.vms.CreateBegin(ctx, vms.CreateRequest{VMCreateRequest: req, NAT: p.NAT, VMM: p.VMM})
+	create := vms.CreateRequest{VMCreateRequest: req, NAT: p.NAT, VMM: p.VMM}
+	if p.Workspace != nil {
+		plan, err := d.workspace.PlanCreate(ctx, *p.Workspace)
+		if err != nil {
+			return model.Operation{}, err
+		}
+		if create.Name == "" {
+			create.Name = plan.DefaultVMName()
+		}
+		create.WorkTree = &vms.WorkTree{GuestPath: plan.GuestPath, Build: func(ctx context.Context, vm model.VMRecord, dir string, rep vms.Progress) (int64, error) {
+			return plan.Build(ctx, vm, dir, rep)
+		}}
+	}
+	return d.vms.CreateBegin(ctx, create)
 }
 
 func (d *Daemon) vmStart(ctx context.Context, p api.VMRef) (api.VMDetail, error) {
@@ -95,7 +115,16 @@ func (d *Daemon) vmList(ctx context.Context, _ rpc.NoParams) ([]api.VMDetail, er
 }
 
 func (d *Daemon) vmShow(ctx context.Context, p api.VMRef) (api.VMDetail, error) {
-	return d.vms.Show(ctx, p.Name)
+	vm, err := d.vms.Show(ctx, p.Name)
+	if err != nil {
+		return vm, err
+	}
+	vm.Workspace, err = d.workspace.Of(ctx, vm.ID)
+	return vm, err
+}
+
+func (d *Daemon) workspaceShow(ctx context.Context, p api.VMRef) (model.Workspace, error) {
+	return d.workspace.Show(ctx, p.Name)
 }
 
 func (d *Daemon) vmSet(ctx context.Context, p api.VMSetParams) (api.VMDetail, error) {

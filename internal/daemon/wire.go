@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"banger/internal/api"
 	"banger/internal/disk"
 	"banger/internal/doctor"
+	"banger/internal/guestssh"
 	"banger/internal/helperclient"
 	"banger/internal/imagebuild"
 	"banger/internal/images"
@@ -16,10 +18,12 @@ import (
 	"banger/internal/operation"
 	"banger/internal/opid"
 	"banger/internal/oplog"
+	"banger/internal/paths"
 	"banger/internal/store"
 	"banger/internal/tappool"
 	"banger/internal/vmm/drivers"
 	"banger/internal/vms"
+	"banger/internal/workspace"
 )
 
 const (
@@ -50,10 +54,16 @@ func build(ctx context.Context, opts Options, st *store.Store) *Daemon {
 	reflink := disk.ProbeReflink(layout.VMsDir)
 	logger.Info("vm drivers", "drivers", drv.Names(), "auto", drv.Auto, "auto_reason", drv.AutoReason, "reflink", reflink)
 
+	d.guests = &guestssh.Pool{}
 	d.vms = vms.New(ctx, vms.Deps{
 		Config: cfg, Layout: layout, Store: st, Logger: logger, Ops: d.ops,
 		Drivers: vms.Drivers{ByName: drv.ByName, Auto: drv.Auto, AutoReason: drv.AutoReason},
 		Taps:    d.tapPool, Helper: d.helper, Reflink: reflink,
+		Hooks: vms.Hooks{
+			// A stopped guest's SSH connection is dead; the next command
+			// dials its next boot.
+			Stopped: func(_ context.Context, vm model.VMRecord) { d.guests.Drop(vm.ID) },
+		},
 	})
 	d.images = images.New(images.Deps{
 		Config: cfg, Layout: layout, Store: st, Ops: d.ops, Logger: logger,
@@ -62,6 +72,10 @@ func build(ctx context.Context, opts Options, st *store.Store) *Daemon {
 			CacheDir:  filepath.Join(layout.CacheDir, "apt-archives"),
 			Guest:     imagebuild.BangerGuest(images.GuestBinary()),
 		},
+	})
+	d.workspace = workspace.New(workspace.Deps{
+		Store: st, VMs: d.vms, Guests: d.guests, Ops: d.ops, Logger: logger,
+		TempDir: workspaceTempDir(layout, logger), MaxBundleBytes: cfg.HarvestMaxBundleBytes,
 	})
 	d.doctor = doctor.New(doctor.Deps{
 		Config: cfg, Layout: layout, Store: st, Helper: d.helper, HelperSocket: d.helper.Socket,
@@ -129,4 +143,18 @@ func (d *Daemon) tapPoolStatus() api.TapPoolStatus {
 	}
 	st := d.tapPool.Stats()
 	return api.TapPoolStatus{Size: st.Size, Ready: st.Ready, Hits: st.Hits, Misses: st.Misses, LastError: st.LastError}
+}
+
+// workspaceTempDir is where the workspace service builds repositories
+// and receives bundles: emptied at start, since the daemon holds its
+// lock and nothing there outlives the request that made it.
+func workspaceTempDir(layout paths.Layout, logger *slog.Logger) string {
+	dir := filepath.Join(layout.DataDir, "workspace-tmp")
+	if err := os.RemoveAll(dir); err != nil {
+		logger.Warn("workspace temporary directory not emptied", "path", dir, "error", err.Error())
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		logger.Warn("workspace temporary directory not made", "path", dir, "error", err.Error())
+	}
+	return dir
 }

@@ -29,6 +29,7 @@ var cliAllowed = []string{
 	"banger/internal/opid",
 	"banger/internal/paths",
 	"banger/internal/rpc",
+	"banger/internal/shellquote",
 }
 
 // restricted maps a package to the only packages allowed to import it,
@@ -52,12 +53,13 @@ var restricted = map[string][]string{
 // state and its part of the store; what it needs of another service or
 // of the helper it takes as a small interface, so a service never
 // imports another, nor the daemon that wires them, the RPC transport,
-// the CLI, the store or the helper client. Later services (workspaces,
-// the guest agent, stats, networking, MCP) join this list.
+// the CLI, the store or the helper client. Later services (the guest
+// agent, stats, networking, MCP) join this list.
 var services = []string{
 	"banger/internal/vms",
 	"banger/internal/images",
 	"banger/internal/doctor",
+	"banger/internal/workspace",
 }
 
 // servicesMayNotImport is what no service may depend on, besides the
@@ -88,6 +90,9 @@ var belowServices = []string{
 	"banger/internal/imagebuild",
 	"banger/internal/model",
 	"banger/internal/api",
+	"banger/internal/gitrepo",
+	"banger/internal/guestssh",
+	"banger/internal/shellquote",
 }
 
 // goList runs `go list args...` at the module root and returns its

@@ -103,6 +103,10 @@ func TestImageRegisterShowListRemove(t *testing.T) {
 	if err != nil || shown.Name != "mine" || len(shown.UsedBy) != 0 {
 		t.Errorf("show by id prefix = %+v, %v", shown, err)
 	}
+	d.cfg.DefaultImageName = "mine"
+	if shown, err := d.Show(ctx, ""); err != nil || shown.Name != "mine" {
+		t.Errorf("show of no name (the default image) = %+v, %v", shown, err)
+	}
 
 	// A VM on the image: removal is refused, naming it.
 	now := model.Now()

@@ -73,6 +73,9 @@ func (s *Service) List(ctx context.Context) ([]model.Image, error) {
 }
 
 func (s *Service) Show(ctx context.Context, ref string) (api.ImageDetail, error) {
+	if ref == "" {
+		ref = s.cfg.DefaultImageName
+	}
 	img, err := s.store.FindImage(ctx, ref)
 	if err != nil {
 		return api.ImageDetail{}, err

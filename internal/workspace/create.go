@@ -1,0 +1,109 @@
+package workspace
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"banger/internal/api"
+	"banger/internal/gitrepo"
+	"banger/internal/model"
+	"banger/internal/oplog"
+)
+
+// Progress is what a prepare reports its details through: an
+// operation's reporter.
+type Progress interface {
+	Detail(msg string, frac float64)
+}
+
+// Plan is a workspace to be made on a new VM's work disk, checked
+// before anything is made.
+type Plan struct {
+	GuestPath string
+	s         *Service
+	src       source
+}
+
+// PlanCreate checks the workspace a create asks for: its mode, then its
+// repository.
+func (s *Service) PlanCreate(ctx context.Context, spec api.WorkspaceSpec) (*Plan, error) {
+	mode, err := model.ParseWorkspacePrepareMode(spec.Mode)
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.inspect(ctx, mode, spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{GuestPath: s.guestPath(src.repo.Name), s: s, src: src}, nil
+}
+
+// DefaultVMName is the name a VM made for this workspace gets when the
+// user gives none: the repository's name as a DNS label, and four hex
+// digits.
+func (p *Plan) DefaultVMName() string { return DefaultVMName(p.src.repo.Name) }
+
+// DefaultVMName is "<repo>-<4 hex>", the repository's name lowered and
+// cut to what a VM name allows.
+func DefaultVMName(repo string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(repo) {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			b.WriteRune(c)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	label := strings.Trim(b.String(), "-")
+	if len(label) > 58 {
+		label = strings.TrimRight(label[:58], "-")
+	}
+	if label == "" {
+		label = "ws"
+	}
+	var suffix [2]byte
+	rand.Read(suffix[:])
+	return label + "-" + hex.EncodeToString(suffix[:])
+}
+
+// Build makes the workspace's repository in dir for vm, as the VM's
+// create calls it, records it with the VM, and says how many bytes it
+// holds.
+func (p *Plan) Build(ctx context.Context, vm model.VMRecord, dir string, rep Progress) (int64, error) {
+	s := p.s
+	op := oplog.Begin(ctx, s.logger, "workspace.build", append(oplog.VMAttrs(vm), "repo", p.src.repo.Root, "mode", string(p.src.mode))...)
+	res := s.result(vm, p.src)
+	built, err := gitrepo.Build(ctx, p.src.repo, gitrepo.BuildOptions{
+		Mode: p.src.mode, Branch: res.BranchName, Dest: dir, Progress: reportBuild(rep),
+	})
+	if err != nil {
+		return 0, op.Fail(err)
+	}
+	for _, w := range built.Warnings {
+		rep.Detail("warning: "+w, -1)
+	}
+	rep.Detail(fmt.Sprintf("%s at %s: %d files, %s", res.Mode, res.GuestPath, built.Files, model.HumanBytes(built.Bytes)), -1)
+	tree, err := gitrepo.WorktreeTree(ctx, dir)
+	if err != nil {
+		return 0, op.Fail(err)
+	}
+	if err := s.store.SaveWorkspace(ctx, res, tree); err != nil {
+		return 0, op.Fail(err)
+	}
+	op.Done("files", built.Files, "bytes", built.Bytes)
+	return built.Bytes, nil
+}
+
+// reportBuild turns a build's progress into operation details.
+func reportBuild(rep Progress) func(gitrepo.Progress) {
+	return func(p gitrepo.Progress) {
+		rep.Detail(fmt.Sprintf("%s: %d files, %s", p.Step, p.Files, model.HumanBytes(p.Bytes)), -1)
+	}
+}
