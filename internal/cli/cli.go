@@ -60,6 +60,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	// A command run for the user said what it had to; banger passes
+	// its status on.
+	if status, ok := err.(exitStatus); ok {
+		return int(status)
+	}
 	a.printError(err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -88,7 +93,7 @@ demand.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{err, cmd.CommandPath()}
 	})
-	root.AddCommand(a.versionCommand(), a.daemonCommand(), a.systemCommand(), a.imageCommand(), a.vmCommand(), a.doctorCommand())
+	root.AddCommand(a.versionCommand(), a.runCommand(), a.daemonCommand(), a.systemCommand(), a.imageCommand(), a.vmCommand(), a.workspaceCommand(), a.doctorCommand())
 	a.addCompletions(root)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func secs(s float64) (d time.Duration) { return time.Duration(s * 1e9) }
 
 func TestSSHArgv(t *testing.T) {
 	info := api.VMSSHInfo{Host: "172.16.0.2", Port: 22, User: "root", IdentityFile: "/k", KnownHostsFile: "/kh", HostKeyAlias: "banger-x"}
-	got := sshArgv(info, []string{"sh", "-c", "echo 'a b' > /root/x; cat $HOME/x"}, true)
+	got := sshArgv(info, remoteCommand([]string{"sh", "-c", "echo 'a b' > /root/x; cat $HOME/x"}), ttyNo)
 	last := got[len(got)-1]
 	if want := `sh -c 'echo '\''a b'\'' > /root/x; cat $HOME/x'`; last != want {
 		t.Errorf("remote command = %s, want %s", last, want)
@@ -100,12 +101,10 @@ func TestSSHArgv(t *testing.T) {
 			t.Errorf("argv lacks %s: %v", want, got)
 		}
 	}
-	if interactive := sshArgv(info, nil, false); interactive[len(interactive)-1] != "root@172.16.0.2" || strings.Contains(strings.Join(interactive, " "), "BatchMode") {
+	if interactive := sshArgv(info, remoteCommand(nil), ttyDefault); interactive[len(interactive)-1] != "root@172.16.0.2" || strings.Contains(strings.Join(interactive, " "), "BatchMode") {
 		t.Errorf("interactive argv = %v", interactive)
 	}
-	for in, want := range map[string]string{"uname": "uname", "-a": "-a", "": "''", "a b": "'a b'", "it's": `'it'\''s'`, "$HOME": "'$HOME'"} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
+	if tty := sshArgv(info, "cd /root/p && exec bash -l", ttyYes); !slices.Contains(tty, "-t") || tty[len(tty)-1] != "cd /root/p && exec bash -l" {
+		t.Errorf("terminal argv = %v", tty)
 	}
 }

@@ -25,24 +25,38 @@ type nameList func(ctx context.Context, socket string) ([]cobra.Completion, erro
 type argCompletion struct {
 	names nameList
 	every bool // every argument is a name (vm rm a b c); else only the first
+	// dirAfter: the argument after the name is a directory (workspace
+	// prepare VM PATH).
+	dirAfter bool
 }
 
 // argCompletions are the commands, by path below banger, whose
 // arguments are VM or image names.
 var argCompletions = map[string]argCompletion{
-	"vm start":   {vmNames(func(s model.VMState) bool { return s != model.VMStateRunning }), true},
-	"vm stop":    {vmNames(isRunning), true},
-	"vm restart": {vmNames(nil), true},
-	"vm rm":      {vmNames(nil), true},
-	"vm touch":   {vmNames(nil), true},
-	"vm show":    {vmNames(nil), false},
-	"vm set":     {vmNames(nil), false},
-	"vm logs":    {vmNames(nil), false},
-	"vm ssh":     {vmNames(isRunning), false},
-	"vm exec":    {vmNames(isRunning), false},
-	"image show": {imageNames, false},
-	"image rm":   {imageNames, false},
+	"vm start":   {vmNames(func(s model.VMState) bool { return s != model.VMStateRunning }), true, false},
+	"vm stop":    {vmNames(isRunning), true, false},
+	"vm restart": {vmNames(nil), true, false},
+	"vm rm":      {vmNames(nil), true, false},
+	"vm touch":   {vmNames(nil), true, false},
+	"vm show":    {vmNames(nil), false, false},
+	"vm set":     {vmNames(nil), false, false},
+	"vm logs":    {vmNames(nil), false, false},
+	"vm ssh":     {vmNames(isRunning), false, false},
+	"vm exec":    {vmNames(isRunning), false, false},
+	"image show": {imageNames, false, false},
+	"image rm":   {imageNames, false, false},
+
+	"workspace prepare": {vmNames(isRunning), false, true},
+	"workspace show":    {vmNames(nil), false, false},
+	"workspace harvest": {vmNames(isRunning), false, false},
 }
+
+// dirArgs are the commands whose (one) argument is a directory.
+var dirArgs = []string{"run"}
+
+// dirFlags are flags, by command path and flag name, whose values are
+// directories.
+var dirFlags = [][2]string{{"vm create", "workspace"}}
 
 // flagCompletions are flags, by command path and flag name, whose values
 // are names.
@@ -61,12 +75,19 @@ func (a *app) addCompletions(root *cobra.Command) {
 		path := strings.TrimPrefix(strings.TrimPrefix(cmd.CommandPath(), root.Name()), " ")
 		if c, ok := argCompletions[path]; ok {
 			cmd.ValidArgsFunction = a.completeArgs(c)
+		} else if slices.Contains(dirArgs, path) {
+			cmd.ValidArgsFunction = completeDir
 		} else if !cmd.HasSubCommands() && cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 {
 			cmd.ValidArgsFunction = cobra.NoFileCompletions
 		}
 		for key, names := range flagCompletions {
 			if key[0] == path {
 				_ = cmd.RegisterFlagCompletionFunc(key[1], a.completeFlag(names))
+			}
+		}
+		for _, key := range dirFlags {
+			if key[0] == path {
+				_ = cmd.RegisterFlagCompletionFunc(key[1], completeDir)
 			}
 		}
 		for _, sub := range cmd.Commands() {
@@ -80,6 +101,9 @@ func (a *app) addCompletions(root *cobra.Command) {
 
 func (a *app) completeArgs(c argCompletion) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 1 && c.dirAfter {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		}
 		if len(args) > 0 && !c.every {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -92,6 +116,11 @@ func (a *app) completeArgs(c argCompletion) cobra.CompletionFunc {
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// completeDir offers the shell's directories.
+func completeDir(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
 }
 
 func (a *app) completeFlag(list nameList) cobra.CompletionFunc {

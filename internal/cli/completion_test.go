@@ -145,13 +145,14 @@ func TestCompletionDaemonNotAnswering(t *testing.T) {
 	}
 }
 
-// TestEveryNameVerbCompletes: each vm and image verb whose usage names
-// a NAME has name completion, and every command listed exists.
+// TestEveryNameVerbCompletes: each vm, image and workspace verb whose
+// usage names a NAME or VM has name completion, and every command listed
+// exists.
 func TestEveryNameVerbCompletes(t *testing.T) {
 	a := &app{getenv: os.Getenv}
 	root := a.rootCommand()
 	seen := map[string]bool{}
-	for _, group := range []string{"vm", "image"} {
+	for _, group := range []string{"vm", "image", "workspace"} {
 		cmd, _, err := root.Find([]string{group})
 		if err != nil {
 			t.Fatal(err)
@@ -161,7 +162,7 @@ func TestEveryNameVerbCompletes(t *testing.T) {
 			if _, ok := argCompletions[path]; ok {
 				seen[path] = true
 			}
-			if strings.Contains(sub.Use, "NAME") && !seen[path] {
+			if (strings.Contains(sub.Use, "NAME") || strings.Contains(sub.Use, "VM")) && !seen[path] {
 				t.Errorf("%q takes a NAME but has no name completion in argCompletions", path)
 			}
 		}

@@ -117,7 +117,7 @@ func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Oper
 	}
 	// The total the progress showed, by the daemon's clock.
 	fmt.Fprintf(a.stdout, "built image %s (%s) in %s: kernel %s, root filesystem %s, %s on disk\n",
-		det.Name, shortID(det.ID), took.Round(time.Second), orDash(det.KernelVersion), det.BuildSize, formatBytes(det.DiskBytes))
+		det.Name, shortID(det.ID), took.Round(time.Second), orDash(det.KernelVersion), det.BuildSize, model.HumanBytes(det.DiskBytes))
 	return nil
 }
 
@@ -231,7 +231,7 @@ func (a *app) imageShowCommand() *cobra.Command {
 				t.row("modules", det.ModulesDir)
 			}
 			t.row("ssh key", orDash(det.SeededSSHPublicKeyFingerprint))
-			t.row("disk", formatBytes(det.DiskBytes))
+			t.row("disk", model.HumanBytes(det.DiskBytes))
 			t.row("used by", orDash(strings.Join(det.UsedBy, ", ")))
 			t.row("created", det.CreatedAt.Local().Format(time.RFC3339))
 			if b := det.Build; b != nil {

@@ -99,20 +99,6 @@ func (a *app) printJSONLine(v any) {
 	_ = json.NewEncoder(a.stdout).Encode(v)
 }
 
-// formatBytes writes a byte count the way people read disk sizes.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // secondInterrupt returns a context cancelled by the next SIGINT or
 // SIGTERM: the one that first interrupted the CLI keeps catching them.
 func secondInterrupt() (context.Context, context.CancelFunc) {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -35,84 +34,6 @@ func (a *app) vmCommand() *cobra.Command {
 		a.vmExecCommand(),
 		a.vmLogsCommand(),
 	)
-	return cmd
-}
-
-func (a *app) vmCreateCommand() *cobra.Command {
-	var p api.VMCreateParams
-	var nat, noWait bool
-	var vcpus int
-	var memory, disk, overlay string
-	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Create a VM and boot it (progress as it goes)",
-		Long: `Create a VM from an image (default: the default image) and boot it:
-allocate its address, copy the image's root file system as its system
-overlay, build its work disk (mounted at /root), take a tap, boot the VMM and
-wait until its SSH server answers. With --no-start it stops after the disks.
-
-Sizes take K, M or G (a bare number is MiB); unset values come from
-[vm_defaults] in the config, then banger's defaults (2 vCPUs, 2G memory, 8G
-work disk, 8G overlay).`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			// A flag given is sent as given, so the daemon checks it: only
-			// a flag left out means "the default".
-			p.NAT = changed(cmd, "nat", nat)
-			p.VCPUs = changed(cmd, "vcpus", vcpus)
-			p.Memory, p.Disk, p.OverlaySize = changed(cmd, "memory", memory), changed(cmd, "disk", disk), changed(cmd, "overlay-size", overlay)
-			ctx := cmd.Context()
-			layout, _, _, err := a.ensureDaemon(ctx)
-			if err != nil {
-				return err
-			}
-			var op model.Operation
-			if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMCreateBegin, p, &op); err != nil {
-				return err
-			}
-			if noWait {
-				if a.jsonOut {
-					return a.printJSON(op)
-				}
-				fmt.Fprintf(a.stdout, "creating vm %s as %s\n", op.Target, op.ID)
-				return nil
-			}
-			if !a.jsonOut {
-				fmt.Fprintf(a.stderr, "creating vm %s (%s)\n", op.Target, op.ID)
-			}
-			st, err := a.followOperation(ctx, layout.SocketPath, op.ID)
-			if err != nil {
-				return err
-			}
-			if err := operationError(st); err != nil {
-				return err
-			}
-			var det api.VMDetail
-			if err := json.Unmarshal(st.Result, &det); err != nil {
-				return fmt.Errorf("vm create result: %w", err)
-			}
-			if a.jsonOut {
-				return a.printJSON(det)
-			}
-			if det.State == model.VMStateRunning {
-				fmt.Fprintf(a.stdout, "vm %s is running at %s; log in with 'banger vm ssh %s'\n", det.Name, det.Runtime.GuestIP, det.Name)
-			} else {
-				fmt.Fprintf(a.stdout, "vm %s is created (not started); start it with 'banger vm start %s'\n", det.Name, det.Name)
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&p.Name, "name", "", "VM name, a DNS label (default: generated)")
-	f.StringVar(&p.Image, "image", "", "image to boot (default: default_image_name)")
-	f.IntVar(&vcpus, "vcpus", 0, "virtual CPUs, 1-32 (default 2)")
-	f.StringVar(&memory, "memory", "", "memory, e.g. 2G or 512M (default 2G)")
-	f.StringVar(&disk, "disk", "", "work disk size, mounted at /root (default 8G)")
-	f.StringVar(&overlay, "overlay-size", "", "system overlay size (default 8G)")
-	f.BoolVar(&nat, "nat", false, "give the VM outbound network access through NAT")
-	f.BoolVar(&p.NoStart, "no-start", false, "create the disks but do not boot")
-	f.StringVar(&p.VMM, "vmm", "", "VMM driver: auto, qemu or firecracker (default: vmm in the config)")
-	f.BoolVar(&noWait, "no-wait", false, "start the create and return its operation id")
 	return cmd
 }
 
@@ -360,6 +281,9 @@ func (a *app) vmShowCommand() *cobra.Command {
 			t.row("console", r.LogPath)
 			t.row("created", det.CreatedAt.Local().Format(time.RFC3339))
 			t.row("last used", det.LastTouchedAt.Local().Format(time.RFC3339))
+			if det.Workspace != nil {
+				workspaceRows(t, *det.Workspace)
+			}
 			return t.flush()
 		},
 	}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"banger/internal/api"
 	"banger/internal/rpc"
+	"banger/internal/shellquote"
 )
 
 func (a *app) vmSSHCommand() *cobra.Command {
@@ -49,25 +49,57 @@ func (a *app) vmExecCommand() *cobra.Command {
 // and the remote command's exit status are ssh's — and so the remote
 // command's exit status becomes banger's.
 func (a *app) sshExec(ctx context.Context, name string, command []string, noTTY bool) error {
-	layout, _, _, err := a.ensureDaemon(ctx)
+	info, bin, err := a.sshInfo(ctx, name)
 	if err != nil {
 		return err
+	}
+	tty := ttyDefault
+	if noTTY {
+		tty = ttyNo
+	}
+	return syscall.Exec(bin, sshArgv(info, remoteCommand(command), tty), os.Environ())
+}
+
+// sshInfo asks the daemon how to reach the VM, and finds ssh.
+func (a *app) sshInfo(ctx context.Context, name string) (api.VMSSHInfo, string, error) {
+	layout, _, _, err := a.ensureDaemon(ctx)
+	if err != nil {
+		return api.VMSSHInfo{}, "", err
 	}
 	var info api.VMSSHInfo
 	if err := rpc.Call(ctx, layout.SocketPath, api.MethodVMSSHInfo, api.VMRef{Name: name}, &info); err != nil {
-		return err
+		return info, "", err
 	}
 	bin, err := exec.LookPath("ssh")
 	if err != nil {
-		return errors.New("ssh is not installed: install openssh-client")
+		return info, "", errors.New("ssh is not installed: install openssh-client")
 	}
-	argv := sshArgv(info, command, noTTY)
-	return syscall.Exec(bin, argv, os.Environ())
+	return info, bin, nil
+}
+
+// ttyMode is whether ssh gives the remote command a terminal.
+type ttyMode int
+
+const (
+	ttyDefault ttyMode = iota // ssh's choice: a terminal for a login, none for a command
+	ttyNo                     // never, and never ask for anything (-T, BatchMode)
+	ttyYes                    // always (-t), for a shell or command on the user's terminal
+)
+
+// remoteCommand is command as one string for the guest's shell: ssh
+// joins its words with spaces for the remote shell, so each is quoted,
+// and `vm exec dev -- sh -c 'uname -a'` runs exactly that.
+func remoteCommand(command []string) string {
+	if len(command) == 0 {
+		return ""
+	}
+	return shellquote.Join(command)
 }
 
 // sshArgv is the ssh command line for info: the daemon's key only, the
 // pinned host key under the VM's alias, strict checking, no agent.
-func sshArgv(info api.VMSSHInfo, command []string, noTTY bool) []string {
+// remote, when not empty, is the command line the guest's shell runs.
+func sshArgv(info api.VMSSHInfo, remote string, tty ttyMode) []string {
 	argv := []string{"ssh",
 		"-i", info.IdentityFile,
 		"-o", "IdentitiesOnly=yes",
@@ -80,30 +112,17 @@ func sshArgv(info api.VMSSHInfo, command []string, noTTY bool) []string {
 		"-o", "ForwardAgent=no",
 		"-p", fmt.Sprint(info.Port),
 	}
-	if noTTY {
+	switch tty {
+	case ttyNo:
 		argv = append(argv, "-T", "-o", "BatchMode=yes")
+	case ttyYes:
+		argv = append(argv, "-t")
 	}
 	// Everything after the destination is the remote command (ssh stops
-	// parsing options there; a "--" would reach the remote shell). ssh
-	// joins its words with spaces for the remote shell, so each argument
-	// is quoted: `vm exec dev -- sh -c 'uname -a'` runs exactly that.
+	// parsing options there; a "--" would reach the remote shell).
 	argv = append(argv, info.User+"@"+info.Host)
-	if len(command) > 0 {
-		quoted := make([]string, len(command))
-		for i, arg := range command {
-			quoted[i] = shellQuote(arg)
-		}
-		argv = append(argv, strings.Join(quoted, " "))
+	if remote != "" {
+		argv = append(argv, remote)
 	}
 	return argv
-}
-
-// shellQuote makes s one word for a POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
