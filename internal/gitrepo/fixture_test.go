@@ -14,7 +14,8 @@ import (
 // and every kind of uncommitted work: staged, staged then changed
 // again, unstaged, intent-to-add, untracked, deleted (staged and not),
 // an exec bit set, a new symlink, a file turned into a symlink and back,
-// and a symlink (to a directory outside the repository) turned into a
+// a symlink (to a directory outside the repository) turned into a
+// directory, and a directory turned into a symlink to that outside
 // directory. The machine's git configuration is shut out.
 
 // fixtureLFSPointer is the Git LFS pointer file the fixture commits as
@@ -165,6 +166,7 @@ func newFixtureRepo(t *testing.T) (root, outside string) {
 	w("src/main.go", "package main\n")
 	w("script.sh", "#!/bin/sh\necho hi\n")
 	w("data/old.txt", "old\n")
+	w("moved/f.txt", "in a directory that becomes a symlink\n")
 	w("removed.txt", "to be removed\n")
 	w("tolink", "a file that becomes a symlink\n")
 	w(".gitignore", ".env\nbuild/\n")
@@ -189,12 +191,12 @@ func newFixtureRepo(t *testing.T) (root, outside string) {
 	w("feature.txt", "feature\n")
 	fixtureCommit(t, root, "feature work")
 	fixtureGit(t, root, "switch", "-q", "main")
-	fixtureUncommitted(t, root)
+	fixtureUncommitted(t, root, outside)
 	return root, outside
 }
 
 // fixtureUncommitted leaves every kind of uncommitted work in root.
-func fixtureUncommitted(t *testing.T, root string) {
+func fixtureUncommitted(t *testing.T, root, outside string) {
 	t.Helper()
 	w := func(p, content string) { fixtureWrite(t, filepath.Join(root, p), content) }
 	w("src/main.go", "package main // staged\n")
@@ -216,6 +218,8 @@ func fixtureUncommitted(t *testing.T, root string) {
 	w("linkfile", "a symlink that became a file\n")
 	fixtureRemove(t, filepath.Join(root, "linkdir"))
 	w("linkdir/inner.txt", "a symlink that became a directory\n")
+	fixtureRemove(t, filepath.Join(root, "moved"))
+	fixtureSymlink(t, outside, filepath.Join(root, "moved"))
 	w(".env", "SECRET=do-not-copy\n")
 	w("build/out.o", "ignored\n")
 }
