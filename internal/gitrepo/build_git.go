@@ -74,7 +74,14 @@ func (b *builder) checkout(ctx context.Context) error {
 // works for any commit (protocol v2), and reads src without writing to
 // it.
 func buildFetch(ctx context.Context, src, dest, branch, sha string, shallow bool) error {
-	if _, err := buildGit(ctx, dest, nil, "init", "-q", "-b", branch); err != nil {
+	format, err := Isolated(ctx, src, nil, nil, "rev-parse", "--show-object-format")
+	if err != nil {
+		return fmt.Errorf("read the object format of %s: %w", src, err)
+	}
+	// The guest's hash is the host's (sha1 or sha256), or nothing could
+	// be fetched.
+	init := []string{"init", "-q", "-b", branch, "--object-format=" + strings.TrimSpace(string(format))}
+	if _, err := buildGit(ctx, dest, nil, init...); err != nil {
 		return err
 	}
 	args := []string{"fetch", "-q", "--no-tags", "--no-write-fetch-head"}

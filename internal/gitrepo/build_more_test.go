@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"banger/internal/model"
 )
@@ -169,4 +170,54 @@ func TestOverlayCheckPath(t *testing.T) {
 			t.Errorf("overlayCheckPath(%q) accepted it", p)
 		}
 	}
+}
+
+// TestBuildSHA256: a host repository hashed with SHA-256 gives a guest
+// hashed the same way, in every mode.
+func TestBuildSHA256(t *testing.T) {
+	fixtureIsolate(t)
+	root := filepath.Join(t.TempDir(), "sha256")
+	fixtureGit(t, t.TempDir(), "init", "-q", "--object-format=sha256", root)
+	fixtureGit(t, root, "config", "user.name", "Fixture User")
+	fixtureGit(t, root, "config", "user.email", "fixture@example.com")
+	fixtureWrite(t, filepath.Join(root, "f.txt"), "one\n")
+	fixtureCommit(t, root, "one")
+	fixtureWrite(t, filepath.Join(root, "f.txt"), "staged\n")
+	fixtureGit(t, root, "add", "f.txt")
+	fixtureWrite(t, filepath.Join(root, "g.txt"), "untracked\n")
+	for _, mode := range []model.WorkspacePrepareMode{model.WorkspacePrepareModeShallowOverlay, model.WorkspacePrepareModeFullCopy, model.WorkspacePrepareModeMetadataOnly} {
+		repo, dest, _ := fixtureBuild(t, root, mode)
+		fixtureCheckGuest(t, repo, dest)
+		if got := fixtureGit(t, dest, "rev-parse", "--show-object-format"); got != "sha256" {
+			t.Errorf("%s: guest's object format is %s, want sha256", mode, got)
+		}
+		if mode != model.WorkspacePrepareModeMetadataOnly {
+			if got, want := fixtureStatus(t, dest), fixtureStatus(t, root); got != want {
+				t.Errorf("%s: guest's git status:\n%s\nwant the host's:\n%s", mode, got, want)
+			}
+		}
+	}
+}
+
+// TestBuildProgressThrottled: the overlay's reports while it copies
+// come no more than about ten times a second, and carry what was
+// written so far.
+func TestBuildProgressThrottled(t *testing.T) {
+	var reports []Progress
+	b := &builder{opts: BuildOptions{Progress: func(p Progress) { reports = append(reports, p) }}}
+	b.report(buildStepCheckout)
+	for range 1000 {
+		b.wrote(1, 10)
+	}
+	if len(reports) != 1 {
+		t.Errorf("%d reports for 1000 files copied at once, want none after the step's: %+v", len(reports)-1, reports[1:])
+	}
+	time.Sleep(110 * time.Millisecond)
+	b.wrote(1, 10)
+	b.wrote(1, 10)
+	want := []Progress{{Step: buildStepCheckout}, {Step: buildStepChanges, Files: 1001, Bytes: 10010}}
+	if !slices.Equal(reports, want) {
+		t.Errorf("reports %+v, want %+v", reports, want)
+	}
+	(&builder{}).wrote(1, 1) // no Progress: nothing to call
 }
