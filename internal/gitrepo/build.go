@@ -216,7 +216,8 @@ func buildCheckBranch(ctx context.Context, branch string) error {
 	if branch == "" {
 		return invalid("no branch name given for the guest repository; give one like banger/<vm>")
 	}
-	out, err := Isolated(ctx, os.TempDir(), nil, nil, "check-ref-format", "--branch", branch)
+	// Outside any repository, so @{-1} and the like expand to nothing.
+	out, err := Isolated(ctx, "/", nil, nil, "check-ref-format", "--branch", branch)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -221,3 +221,20 @@ func TestBuildProgressThrottled(t *testing.T) {
 	}
 	(&builder{}).wrote(1, 1) // no Progress: nothing to call
 }
+
+// TestBuildFullCopyBranchExists: a host branch named like the guest's
+// (a VM's name used again) is the guest's new branch at HEAD, not the
+// old one.
+func TestBuildFullCopyBranchExists(t *testing.T) {
+	fixtureIsolate(t)
+	repo := newFixtureSmall(t)
+	old := repo.Head
+	fixtureGit(t, repo.Root, "branch", "banger/vm1")
+	fixtureWrite(t, filepath.Join(repo.Root, "f.txt"), "two\n")
+	fixtureCommit(t, repo.Root, "two")
+	repo, dest, _ := fixtureBuild(t, repo.Root, model.WorkspacePrepareModeFullCopy)
+	if repo.Head == old {
+		t.Fatal("the fixture's HEAD did not move")
+	}
+	fixtureCheckGuest(t, repo, dest)
+}
