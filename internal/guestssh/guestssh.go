@@ -218,19 +218,27 @@ func (p *Pool) Run(ctx context.Context, t Target, c Cmd) error {
 
 func runSession(ctx context.Context, sess *ssh.Session, c Cmd) error {
 	defer sess.Close()
+	end := func() {
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+	}
+	// A writer that refuses more (a CapWriter past its cap) ends the
+	// session: else the guest, blocked on a full window, never exits,
+	// and Wait waits for ever.
+	var werr writeErr
 	sess.Stdin = c.Stdin
-	sess.Stdout = orDiscard(c.Stdout)
-	sess.Stderr = orDiscard(c.Stderr)
+	sess.Stdout = &endOnError{w: orDiscard(c.Stdout), end: end, err: &werr}
+	sess.Stderr = &endOnError{w: orDiscard(c.Stderr), end: end, err: &werr}
 	if err := sess.Start(c.Command); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() {
-		sess.Signal(ssh.SIGKILL)
-		sess.Close()
-	})
+	stop := context.AfterFunc(ctx, end)
 	err := sess.Wait()
 	if !stop() {
 		return ctx.Err()
+	}
+	if first := werr.get(); first != nil {
+		return first
 	}
 	var ee *ssh.ExitError
 	switch {
@@ -254,4 +262,42 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// writeErr keeps the first error a session's writers returned.
+type writeErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (w *writeErr) set(err error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return false
+	}
+	w.err = err
+	return true
+}
+
+func (w *writeErr) get() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// endOnError passes writes on to w, and ends the session at its first
+// error.
+type endOnError struct {
+	w   io.Writer
+	end func()
+	err *writeErr
+}
+
+func (e *endOnError) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err.set(err) {
+		go e.end()
+	}
+	return n, err
 }
