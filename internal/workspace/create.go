@@ -103,7 +103,16 @@ func (p *Plan) Build(ctx context.Context, vm model.VMRecord, dir string, rep Pro
 
 // reportBuild turns a build's progress into operation details.
 func reportBuild(rep Progress) func(gitrepo.Progress) {
+	last := ""
 	return func(p gitrepo.Progress) {
-		rep.Detail(fmt.Sprintf("%s: %d files, %s", p.Step, p.Files, model.HumanBytes(p.Bytes)), -1)
+		switch {
+		case p.Step == "done":
+			// The caller says what was made.
+		case p.Files > 0:
+			rep.Detail(fmt.Sprintf("%s: %d files, %s", p.Step, p.Files, model.HumanBytes(p.Bytes)), -1)
+		case p.Step != last:
+			rep.Detail(p.Step, -1)
+		}
+		last = p.Step
 	}
 }
