@@ -42,54 +42,14 @@ func bundleIsolate(t *testing.T) {
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 }
 
-// bundleGit runs git in dir and returns its output, trimmed.
-func bundleGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := bundleGitErr(dir, args...)
-	if err != nil {
-		t.Fatalf("git %s in %s: %v", strings.Join(args, " "), dir, err)
-	}
-	return out
-}
-
-func bundleGitErr(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", &bundleGitError{err: err, stderr: stderr.String()}
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-type bundleGitError struct {
-	err    error
-	stderr string
-}
-
-func (e *bundleGitError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
-
-func bundleWrite(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // bundleCommit writes name in dir's work tree, commits it with msg and
 // returns the commit.
 func bundleCommit(t *testing.T, dir, name, content, msg string) string {
 	t.Helper()
-	bundleWrite(t, filepath.Join(dir, name), content)
-	bundleGit(t, dir, "add", "--", name)
-	bundleGit(t, dir, "commit", "-q", "-m", msg)
-	return bundleGit(t, dir, "rev-parse", "HEAD")
+	fixtureWrite(t, filepath.Join(dir, name), content)
+	fixtureGit(t, dir, "add", "--", name)
+	fixtureGit(t, dir, "commit", "-q", "-m", msg)
+	return fixtureGit(t, dir, "rev-parse", "HEAD")
 }
 
 // bundleNewWorld makes the host (main at base, a branch feature, a
@@ -105,21 +65,21 @@ func bundleNewWorldIn(t *testing.T, root string) *bundleWorld {
 	t.Helper()
 	bundleIsolate(t)
 	w := &bundleWorld{host: filepath.Join(root, "host"), guest: filepath.Join(root, "guest")}
-	bundleGit(t, root, "init", "-q", w.host)
+	fixtureGit(t, root, "init", "-q", w.host)
 	bundleCommit(t, w.host, "a.txt", "one\n", "one")
 	bundleCommit(t, w.host, "dir/b.txt", "two\n", "two")
-	bundleGit(t, w.host, "checkout", "-q", "-b", "feature")
+	fixtureGit(t, w.host, "checkout", "-q", "-b", "feature")
 	bundleCommit(t, w.host, "feature.txt", "feature\n", "feature work")
-	bundleGit(t, w.host, "checkout", "-q", "main")
+	fixtureGit(t, w.host, "checkout", "-q", "main")
 	w.base = bundleCommit(t, w.host, "a.txt", "one\nthree\n", "three")
-	bundleWrite(t, filepath.Join(w.host, "a.txt"), "stashed\n")
-	bundleGit(t, w.host, "stash", "-q")
-	bundleWrite(t, filepath.Join(w.host, "dir/b.txt"), "staged\n")
-	bundleGit(t, w.host, "add", "dir/b.txt")
-	bundleWrite(t, filepath.Join(w.host, "a.txt"), "unstaged\n")
-	bundleWrite(t, filepath.Join(w.host, "untracked.txt"), "untracked\n")
-	bundleGit(t, root, "clone", "-q", "--no-local", w.host, w.guest)
-	bundleGit(t, w.guest, "checkout", "-q", "-b", "banger/vm1", w.base)
+	fixtureWrite(t, filepath.Join(w.host, "a.txt"), "stashed\n")
+	fixtureGit(t, w.host, "stash", "-q")
+	fixtureWrite(t, filepath.Join(w.host, "dir/b.txt"), "staged\n")
+	fixtureGit(t, w.host, "add", "dir/b.txt")
+	fixtureWrite(t, filepath.Join(w.host, "a.txt"), "unstaged\n")
+	fixtureWrite(t, filepath.Join(w.host, "untracked.txt"), "untracked\n")
+	fixtureGit(t, root, "clone", "-q", "--no-local", w.host, w.guest)
+	fixtureGit(t, w.guest, "checkout", "-q", "-b", "banger/vm1", w.base)
 	repo, err := Inspect(context.Background(), w.host)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +92,7 @@ func bundleNewWorldIn(t *testing.T, root string) *bundleWorld {
 func (w *bundleWorld) bundleMake(t *testing.T, args ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "guest.bundle")
-	bundleGit(t, w.guest, append([]string{"bundle", "create", "-q", path}, args...)...)
+	fixtureGit(t, w.guest, append([]string{"bundle", "create", "-q", path}, args...)...)
 	return path
 }
 
@@ -176,11 +136,11 @@ func bundleSnap(t *testing.T, dir string) bundleSnapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(bundleGit(t, dir, "for-each-ref", "--format=%(refname) %(objectname)"), "\n") {
+	for _, line := range strings.Split(fixtureGit(t, dir, "for-each-ref", "--format=%(refname) %(objectname)"), "\n") {
 		name, id, _ := strings.Cut(line, " ")
 		s["ref "+name] = id
 	}
-	s["HEAD"] = bundleGit(t, dir, "rev-parse", "HEAD")
+	s["HEAD"] = fixtureGit(t, dir, "rev-parse", "HEAD")
 	return s
 }
 
@@ -243,7 +203,7 @@ func (w *bundleWorld) bundleQuarantines(t *testing.T) []string {
 // bundleLog is base..tip in dir as "subject" lines, newest first.
 func bundleLog(t *testing.T, dir, base, tip string) []string {
 	t.Helper()
-	out := bundleGit(t, dir, "log", "--format=%s", base+".."+tip)
+	out := fixtureGit(t, dir, "log", "--format=%s", base+".."+tip)
 	if out == "" {
 		return nil
 	}

@@ -49,7 +49,7 @@ func TestImportHostile(t *testing.T) {
 			if left := w.bundleQuarantines(t); len(left) > 0 {
 				t.Errorf("quarantine left: %v", left)
 			}
-			if got := bundleGit(t, w.host, "rev-parse", "main"); got != w.base {
+			if got := fixtureGit(t, w.host, "rev-parse", "main"); got != w.base {
 				t.Errorf("host main moved to %s", got)
 			}
 		})
@@ -63,18 +63,18 @@ func bundleHostileCases() []bundleHostileCase {
 	}
 	return []bundleHostileCase{
 		{name: "only main", make: func(t *testing.T, w *bundleWorld) string {
-			bundleGit(t, w.guest, "checkout", "-q", "main")
+			fixtureGit(t, w.guest, "checkout", "-q", "main")
 			bundleCommit(t, w.guest, "a.txt", "evil\n", "evil main")
 			return w.bundleMake(t, "refs/heads/main", "^"+w.base)
 		}, want: "the guest's bundle has no branch banger/vm1: was it deleted or renamed in the guest?", kind: errdefs.ErrInvalidArgument},
 		{name: "orphan branch", make: func(t *testing.T, w *bundleWorld) string {
-			bundleGit(t, w.guest, "checkout", "-q", "--orphan", "other")
+			fixtureGit(t, w.guest, "checkout", "-q", "--orphan", "other")
 			orphan := bundleCommit(t, w.guest, "evil.txt", "evil\n", "unrelated history")
-			bundleGit(t, w.guest, "update-ref", "refs/heads/banger/vm1", orphan)
+			fixtureGit(t, w.guest, "update-ref", "refs/heads/banger/vm1", orphan)
 			return w.bundleMake(t, "refs/heads/banger/vm1")
 		}, want: "the guest rewrote its history: banger/vm1 does not descend from the workspace's base"},
 		{name: "reset behind base", make: func(t *testing.T, w *bundleWorld) string {
-			bundleGit(t, w.guest, "reset", "-q", "--hard", w.base+"~1")
+			fixtureGit(t, w.guest, "reset", "-q", "--hard", w.base+"~1")
 			bundleCommit(t, w.guest, "guest.txt", "rewritten\n", "rewritten")
 			return w.bundleMake(t, "refs/heads/banger/vm1", "^"+w.base+"~1")
 		}, want: "does not descend from the workspace's base", kind: errdefs.ErrInvalidArgument},
@@ -94,7 +94,7 @@ func bundleHostileCases() []bundleHostileCase {
 		{name: "malformed commit", make: bundleBadCommit, want: "malformed object", kind: errdefs.ErrInvalidArgument},
 		{name: "tip is a tree", make: func(t *testing.T, w *bundleWorld) string {
 			bundleCommit(t, w.guest, "guest.txt", "g1\n", "guest one")
-			bundleGit(t, w.guest, "tag", "tree", "HEAD^{tree}")
+			fixtureGit(t, w.guest, "tag", "tree", "HEAD^{tree}")
 			return bundleRename(t, w.bundleMake(t, "refs/tags/tree"), "refs/tags/tree")
 		}, want: "points to a tree, not a commit", kind: errdefs.ErrInvalidArgument},
 		{name: "prerequisite the host lacks", make: func(t *testing.T, w *bundleWorld) string {
@@ -184,10 +184,10 @@ func bundleFile(t *testing.T, content string) string {
 // bundleBadCommit bundles a commit fsck rejects (its author line has no
 // date), made on banger/vm1 with hash-object --literally.
 func bundleBadCommit(t *testing.T, w *bundleWorld) string {
-	tree := bundleGit(t, w.guest, "rev-parse", w.base+"^{tree}")
+	tree := fixtureGit(t, w.guest, "rev-parse", w.base+"^{tree}")
 	body := "tree " + tree + "\nparent " + w.base + "\nauthor A <a@b> notadate +0000\ncommitter A <a@b> 1700000000 +0000\n\nbad date\n"
 	path := bundleFile(t, body)
-	bad := bundleGit(t, w.guest, "hash-object", "-t", "commit", "--literally", "-w", path)
-	bundleGit(t, w.guest, "update-ref", "refs/heads/banger/vm1", bad)
+	bad := fixtureGit(t, w.guest, "hash-object", "-t", "commit", "--literally", "-w", path)
+	fixtureGit(t, w.guest, "update-ref", "refs/heads/banger/vm1", bad)
 	return w.bundleBranch(t)
 }

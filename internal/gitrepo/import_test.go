@@ -36,13 +36,13 @@ func TestImportTwoCommits(t *testing.T) {
 	if !slices.Equal(res.Commits, want) {
 		t.Errorf("Commits %v; want %v", res.Commits, want)
 	}
-	if got := bundleGit(t, w.host, "rev-parse", "refs/heads/banger/vm1"); got != c2 {
+	if got := fixtureGit(t, w.host, "rev-parse", "refs/heads/banger/vm1"); got != c2 {
 		t.Errorf("host banger/vm1 is %s; want %s", got, c2)
 	}
 	if got := bundleLog(t, w.host, w.base, "banger/vm1"); !slices.Equal(got, []string{"guest two", "guest one"}) {
 		t.Errorf("host base..banger/vm1 is %q", got)
 	}
-	if got := bundleGit(t, w.host, "show", "banger/vm1:guest.txt"); got != "g2" {
+	if got := fixtureGit(t, w.host, "show", "banger/vm1:guest.txt"); got != "g2" {
 		t.Errorf("guest.txt on the host's branch is %q", got)
 	}
 	w.bundleOnlyBranchMoved(t, before)
@@ -52,10 +52,10 @@ func TestImportTwoCommits(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(w.repo.GitDir, "FETCH_HEAD")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("FETCH_HEAD written (%v)", err)
 	}
-	if out := bundleGit(t, w.host, "fsck", "--no-dangling", "--strict"); strings.Contains(out, "error") {
+	if out := fixtureGit(t, w.host, "fsck", "--no-dangling", "--strict"); strings.Contains(out, "error") {
 		t.Errorf("host fsck after the import: %s", out)
 	}
-	if got := bundleGit(t, w.host, "reflog", "-1", "--format=%gs", "refs/heads/banger/vm1"); got != "banger harvest" {
+	if got := fixtureGit(t, w.host, "reflog", "-1", "--format=%gs", "refs/heads/banger/vm1"); got != "banger harvest" {
 		t.Errorf("reflog says %q; want banger harvest", got)
 	}
 }
@@ -80,7 +80,7 @@ func TestImportAgainIsNoOp(t *testing.T) {
 	w.bundleUnchanged(t, before)
 
 	w2 := bundleNewWorld(t)
-	bundleGit(t, w2.guest, "tag", "other")
+	fixtureGit(t, w2.guest, "tag", "other")
 	atBase := w2.bundleMake(t, "refs/heads/banger/vm1", "refs/tags/other")
 	before = bundleSnap(t, w2.host)
 	res, err = Import(context.Background(), w2.repo, w2.request(atBase))
@@ -111,7 +111,7 @@ func TestImportFastForward(t *testing.T) {
 	if res.Old != c2 || res.New != c3 || res.NoOp || len(res.Commits) != 3 || res.Commits[0].Hash != c3 {
 		t.Errorf("result %+v; want %s -> %s with three commits", res, c2, c3)
 	}
-	if got := bundleGit(t, w.host, "rev-parse", "banger/vm1"); got != c3 {
+	if got := fixtureGit(t, w.host, "rev-parse", "banger/vm1"); got != c3 {
 		t.Errorf("host banger/vm1 is %s; want %s", got, c3)
 	}
 	w.bundleOnlyBranchMoved(t, before)
@@ -125,8 +125,8 @@ func TestImportDiverged(t *testing.T) {
 	if _, err := Import(context.Background(), w.repo, w.request(w.bundleBranch(t))); err != nil {
 		t.Fatal(err)
 	}
-	hostTip := bundleGit(t, w.host, "commit-tree", "-p", c1, "-m", "host work", c1+"^{tree}")
-	bundleGit(t, w.host, "update-ref", "refs/heads/banger/vm1", hostTip)
+	hostTip := fixtureGit(t, w.host, "commit-tree", "-p", c1, "-m", "host work", c1+"^{tree}")
+	fixtureGit(t, w.host, "update-ref", "refs/heads/banger/vm1", hostTip)
 	c2 := bundleCommit(t, w.guest, "guest.txt", "g2\n", "guest two")
 	bundle := w.bundleMake(t, "refs/heads/banger/vm1", "^"+c1)
 	before := bundleSnap(t, w.host)
@@ -149,7 +149,7 @@ func TestImportDiverged(t *testing.T) {
 	if res.Old != hostTip || res.New != c2 {
 		t.Errorf("forced result %+v; want %s -> %s", res, hostTip, c2)
 	}
-	if got := bundleGit(t, w.host, "rev-parse", "banger/vm1"); got != c2 {
+	if got := fixtureGit(t, w.host, "rev-parse", "banger/vm1"); got != c2 {
 		t.Errorf("host banger/vm1 is %s; want %s", got, c2)
 	}
 	w.bundleOnlyBranchMoved(t, before)
@@ -160,18 +160,18 @@ func TestImportDiverged(t *testing.T) {
 func TestImportIgnoresOtherRefs(t *testing.T) {
 	w := bundleNewWorld(t)
 	c1 := bundleCommit(t, w.guest, "guest.txt", "g1\n", "guest one")
-	bundleGit(t, w.guest, "checkout", "-q", "main")
+	fixtureGit(t, w.guest, "checkout", "-q", "main")
 	bundleCommit(t, w.guest, "a.txt", "evil\n", "evil main")
-	bundleGit(t, w.guest, "checkout", "-q", "banger/vm1")
+	fixtureGit(t, w.guest, "checkout", "-q", "banger/vm1")
 	bundle := w.bundleMake(t, "refs/heads/banger/vm1", "refs/heads/main", "^"+w.base)
 	before := bundleSnap(t, w.host)
 	if _, err := Import(context.Background(), w.repo, w.request(bundle)); err != nil {
 		t.Fatal(err)
 	}
-	if got := bundleGit(t, w.host, "rev-parse", "main"); got != w.base {
+	if got := fixtureGit(t, w.host, "rev-parse", "main"); got != w.base {
 		t.Errorf("host main moved to %s", got)
 	}
-	if got := bundleGit(t, w.host, "rev-parse", "banger/vm1"); got != c1 {
+	if got := fixtureGit(t, w.host, "rev-parse", "banger/vm1"); got != c1 {
 		t.Errorf("host banger/vm1 is %s; want %s", got, c1)
 	}
 	w.bundleOnlyBranchMoved(t, before)
@@ -185,7 +185,7 @@ func TestImportCheckedOut(t *testing.T) {
 	if _, err := Import(context.Background(), w.repo, w.request(w.bundleBranch(t))); err != nil {
 		t.Fatal(err)
 	}
-	bundleGit(t, w.host, "worktree", "add", "-q", filepath.Join(t.TempDir(), "wt"), "banger/vm1")
+	fixtureGit(t, w.host, "worktree", "add", "-q", filepath.Join(t.TempDir(), "wt"), "banger/vm1")
 	bundleCommit(t, w.guest, "guest.txt", "g2\n", "guest two")
 	bundle := w.bundleMake(t, "refs/heads/banger/vm1", "^"+c1)
 	before := bundleSnap(t, w.host)
@@ -211,7 +211,7 @@ func TestImportHooksNeverRun(t *testing.T) {
 	if _, err := Import(context.Background(), w.repo, w.request(w.bundleBranch(t))); err != nil {
 		t.Fatal(err)
 	}
-	bundleGit(t, w.guest, "reset", "-q", "--hard", w.base+"~1")
+	fixtureGit(t, w.guest, "reset", "-q", "--hard", w.base+"~1")
 	bundleCommit(t, w.guest, "guest.txt", "rewritten\n", "rewritten")
 	if _, err := Import(context.Background(), w.repo, w.request(w.bundleMake(t, "refs/heads/banger/vm1", "^"+w.base+"~1"))); err == nil {
 		t.Fatal("a rewritten history was harvested")
@@ -219,7 +219,7 @@ func TestImportHooksNeverRun(t *testing.T) {
 	if b, err := os.ReadFile(marker); err == nil {
 		t.Fatalf("a host hook ran: %s", b)
 	}
-	bundleGit(t, w.host, "update-ref", "refs/heads/hook-check", w.base)
+	fixtureGit(t, w.host, "update-ref", "refs/heads/hook-check", w.base)
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatalf("the reference-transaction hook does not run for git itself either, so the test proves nothing: %v", err)
 	}
@@ -309,7 +309,7 @@ func TestImportRefMovedIsTakenBack(t *testing.T) {
 	if err := q.verify(ctx, w.request(bundle), c1, ""); err != nil {
 		t.Fatal(err)
 	}
-	bundleGit(t, w.host, "update-ref", "refs/heads/banger/vm1", w.base)
+	fixtureGit(t, w.host, "update-ref", "refs/heads/banger/vm1", w.base)
 	before := bundleSnap(t, w.host)
 	if err := q.commit(ctx, "refs/heads/banger/vm1", c1, "", 40); err == nil {
 		t.Fatal("the update succeeded over a branch that appeared meanwhile")
@@ -356,7 +356,7 @@ func TestImportAfterBranchDeleted(t *testing.T) {
 	if _, err := Import(context.Background(), w.repo, w.request(bundle)); err != nil {
 		t.Fatal(err)
 	}
-	bundleGit(t, w.host, "branch", "-q", "-D", "banger/vm1")
+	fixtureGit(t, w.host, "branch", "-q", "-D", "banger/vm1")
 	before := bundleSnap(t, w.host)
 	res, err := Import(context.Background(), w.repo, w.request(bundle))
 	if err != nil || res.Old != "" || res.New != c1 || res.NoOp {
