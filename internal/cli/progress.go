@@ -83,6 +83,30 @@ func (a *app) follow(ctx context.Context, socket, id string, jsonEvents bool) (a
 	}
 }
 
+// operate begins an operation with method, says on stderr what it is
+// doing (doing names the target with a %s; not with --json), follows
+// its progress to the end and decodes its result into result.
+func (a *app) operate(ctx context.Context, socket, method string, params any, doing string, result any) error {
+	var op model.Operation
+	if err := rpc.Call(ctx, socket, method, params, &op); err != nil {
+		return err
+	}
+	if !a.jsonOut {
+		fmt.Fprintf(a.stderr, doing+" (%s)\n", op.Target, op.ID)
+	}
+	st, err := a.followOperation(ctx, socket, op.ID)
+	if err != nil {
+		return err
+	}
+	if err := operationError(st); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(st.Result, result); err != nil {
+		return fmt.Errorf("%s: its result: %w", st.Kind, err)
+	}
+	return nil
+}
+
 // operationError turns a failed operation's record into the error the
 // CLI prints: its message and its op id.
 func operationError(st api.OperationStatus) error {

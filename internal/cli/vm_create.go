@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -123,24 +122,8 @@ work disk, 8G overlay).`,
 // VM it made.
 func (a *app) createVM(ctx context.Context, socket string, p api.VMCreateParams) (api.VMDetail, error) {
 	var det api.VMDetail
-	var op model.Operation
-	if err := rpc.Call(ctx, socket, api.MethodVMCreateBegin, p, &op); err != nil {
-		return det, err
-	}
-	if !a.jsonOut {
-		fmt.Fprintf(a.stderr, "creating vm %s (%s)\n", op.Target, op.ID)
-	}
-	st, err := a.followOperation(ctx, socket, op.ID)
-	if err != nil {
-		return det, err
-	}
-	if err := operationError(st); err != nil {
-		return det, err
-	}
-	if err := json.Unmarshal(st.Result, &det); err != nil {
-		return det, fmt.Errorf("vm create result: %w", err)
-	}
-	return det, nil
+	err := a.operate(ctx, socket, api.MethodVMCreateBegin, p, "creating vm %s", &det)
+	return det, err
 }
 
 func (a *app) printCreated(det api.VMDetail) {

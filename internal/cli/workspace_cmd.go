@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -63,29 +62,15 @@ func (a *app) workspacePrepareCommand() *cobra.Command {
 				return err
 			}
 			p := api.WorkspacePrepareParams{Name: args[0], WorkspaceSpec: api.WorkspaceSpec{Path: path, Mode: mode}}
-			var op model.Operation
-			if err := rpc.Call(ctx, layout.SocketPath, api.MethodWorkspacePrepareBegin, p, &op); err != nil {
-				return err
-			}
-			if !a.jsonOut {
-				fmt.Fprintf(a.stderr, "preparing a workspace in vm %s (%s)\n", op.Target, op.ID)
-			}
-			st, err := a.followOperation(ctx, layout.SocketPath, op.ID)
-			if err != nil {
-				return err
-			}
-			if err := operationError(st); err != nil {
-				return err
-			}
 			var det api.WorkspacePrepareDetail
-			if err := json.Unmarshal(st.Result, &det); err != nil {
-				return fmt.Errorf("workspace prepare result: %w", err)
+			if err := a.operate(ctx, layout.SocketPath, api.MethodWorkspacePrepareBegin, p, "preparing a workspace in vm %s", &det); err != nil {
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(det)
 			}
 			fmt.Fprintf(a.stdout, "workspace %s is in vm %s at %s on branch %s (%s, %d files, %s)\n",
-				det.RepoRoot, op.Target, det.GuestPath, det.BranchName, det.Mode, det.Files, model.HumanBytes(det.Bytes))
+				det.RepoRoot, p.Name, det.GuestPath, det.BranchName, det.Mode, det.Files, model.HumanBytes(det.Bytes))
 			return nil
 		},
 	}
