@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# banger's main job, end to end: a VM from the default image, a command in
-# it over SSH, and everything removed again.
+# banger's main job, end to end: a git repository with uncommitted work
+# goes into a VM from the default image (banger run), a command there
+# fixes a bug and commits, and the commit comes back to the host as the
+# branch banger/demo — the host's working tree untouched — and the VM is
+# removed again.
 #
 # Network rule: the bridge, the taps, the guest and the daemon that runs it
 # all live in a network namespace this script creates, with no route out;
@@ -78,20 +81,32 @@ inns "$bin/banger-helper" --allow-uid "$(id -u)" \
 helper_pid=$!
 for _ in $(seq 100); do [ -S "$work/helper/helper.sock" ] && break; sleep 0.05; done
 
-say "banger vm create --name demo"
-inns "$bin/banger" vm create --name demo
+repo="$work/src/myproject"
+say "a git repository with uncommitted work: $repo"
+mkdir -p "$repo"
+git -C "$repo" init -q -b main
+git -C "$repo" config user.name "Demo User"
+git -C "$repo" config user.email demo@example.com
+printf 'status: bug\n' >"$repo/app.txt"
+printf '.env\n' >"$repo/.gitignore"
+git -C "$repo" add . && git -C "$repo" commit -qm "the app, with a bug"
+printf 'notes: not committed yet\n' >"$repo/NOTES"
+printf 'SECRET=stays-on-the-host\n' >"$repo/.env"
+git -C "$repo" status --short
 
-say "banger vm exec demo -- uname -a"
-inns "$bin/banger" vm exec demo -- uname -a
+say "banger run $repo -- (look around, fix the bug, commit)"
+inns "$bin/banger" run "$repo" --name demo -- sh -c '
+	echo "in the guest: $(hostname):$(pwd) on $(git branch --show-current)"
+	git status --short
+	test -e .env || echo "(.env is ignored: it never left the host)"
+	sed -i s/bug/fixed/ app.txt && git commit -qam "fix the bug" && git log --oneline -2'
 
-say "banger vm exec demo -- cat /etc/os-release"
-inns "$bin/banger" vm exec demo -- cat /etc/os-release
+say "back on the host: the commit is the branch banger/demo; the working tree is as it was"
+git -C "$repo" log --oneline main..banger/demo
+git -C "$repo" status --short
+git -C "$repo" show --stat --format='%h %s' banger/demo | cat
 
-say "banger vm ls"
-inns "$bin/banger" vm ls
-
-say "banger vm rm --force demo"
-inns "$bin/banger" vm rm --force demo
+say "banger vm ls (banger run removed its VM)"
 inns "$bin/banger" vm ls
 
 say "done: the VM, the daemon, the helper and namespace $ns are gone; the image stays in $keep"
