@@ -203,6 +203,6 @@ func printHarvest(w io.Writer, res api.HarvestResult) {
 	case res.Unsaved > 0:
 		fmt.Fprintf(w, "%s changed in vm %s and not committed: commit there, or harvest with --wip\n", plural(uint64(res.Unsaved), "file", "files"), res.VM)
 	case res.Uncommitted > 0:
-		fmt.Fprintf(w, "%s uncommitted in vm %s, as it was given them from your work tree (nothing new there)\n", plural(uint64(res.Uncommitted), "file", "files"), res.VM)
+		fmt.Fprintf(w, "%s uncommitted in vm %s, all from your own work tree (nothing new there)\n", plural(uint64(res.Uncommitted), "file", "files"), res.VM)
 	}
 }

@@ -89,7 +89,7 @@ func (p *Plan) Build(ctx context.Context, vm model.VMRecord, dir string, rep Pro
 	for _, w := range built.Warnings {
 		rep.Detail("warning: "+w, -1)
 	}
-	rep.Detail(fmt.Sprintf("%s at %s: %d files, %s", res.Mode, res.GuestPath, built.Files, model.HumanBytes(built.Bytes)), -1)
+	rep.Detail(fmt.Sprintf("%s at %s: %s, %s", res.Mode, res.GuestPath, plural(built.Files, "file"), model.HumanBytes(built.Bytes)), -1)
 	tree, err := gitrepo.WorktreeTree(ctx, dir)
 	if err != nil {
 		return 0, op.Fail(err)
@@ -103,16 +103,24 @@ func (p *Plan) Build(ctx context.Context, vm model.VMRecord, dir string, rep Pro
 
 // reportBuild turns a build's progress into operation details.
 func reportBuild(rep Progress) func(gitrepo.Progress) {
-	last := ""
+	last, files := "", 0
 	return func(p gitrepo.Progress) {
 		switch {
 		case p.Step == "done":
 			// The caller says what was made.
-		case p.Files > 0:
-			rep.Detail(fmt.Sprintf("%s: %d files, %s", p.Step, p.Files, model.HumanBytes(p.Bytes)), -1)
+		case p.Files > files:
+			rep.Detail(fmt.Sprintf("%s: %s, %s", p.Step, plural(p.Files, "file"), model.HumanBytes(p.Bytes)), -1)
 		case p.Step != last:
 			rep.Detail(p.Step, -1)
 		}
-		last = p.Step
+		last, files = p.Step, p.Files
 	}
+}
+
+// plural is "1 file", "2 files".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

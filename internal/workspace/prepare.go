@@ -143,7 +143,7 @@ func (s *Service) send(ctx context.Context, target guestssh.Target, dir, guestPa
 	case err != nil:
 		return fmt.Errorf("copy into vm %s: %w", target.Name, err)
 	}
-	rep.Detail(fmt.Sprintf("copied %d files, %s", built.Files, model.HumanBytes(sent.Load())), 1)
+	rep.Detail(fmt.Sprintf("copied %s, %s", plural(built.Files, "file"), model.HumanBytes(sent.Load())), 1)
 	return nil
 }
 
@@ -161,7 +161,7 @@ func reportCopy(done <-chan struct{}, sent *atomic.Int64, built gitrepo.BuildRes
 			if built.Bytes > 0 {
 				frac = min(float64(n)/float64(built.Bytes), 0.99)
 			}
-			rep.Detail(fmt.Sprintf("copying %d files: %s of %s", built.Files, model.HumanBytes(n), model.HumanBytes(built.Bytes)), frac)
+			rep.Detail(fmt.Sprintf("copying %s: %s of %s", plural(built.Files, "file"), model.HumanBytes(n), model.HumanBytes(built.Bytes)), frac)
 		}
 	}
 }
