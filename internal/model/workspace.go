@@ -43,6 +43,6 @@ func ParseWorkspacePrepareMode(s string) (WorkspacePrepareMode, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("workspace mode %q is not one of shallow_overlay (the default: HEAD's commit and your uncommitted work), full_copy (all history) or metadata_only (the git directory alone): %w",
-		s, errdefs.ErrInvalidArgument)
+	return "", errdefs.Mark(errdefs.ErrInvalidArgument, fmt.Errorf(
+		"workspace mode %q is not one of shallow_overlay (the default: HEAD's commit and your uncommitted work), full_copy (all history) or metadata_only (the git directory alone)", s))
 }
