@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"banger/internal/testutil/gitfixture"
 )
@@ -131,6 +135,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("vm runner is still there after banger run")
 	}
 
+	checkRunTerminated(t, e, repo)
+
 	empty := dir + "/empty"
 	gitfixture.Git(t, dir, "init", "-q", empty)
 	bare := dir + "/bare.git"
@@ -147,5 +153,41 @@ func TestRun(t *testing.T) {
 	}
 	if out := e.must("vm", "ls").stdout; strings.Count(out, "\n") > 1 {
 		t.Errorf("refused runs left VMs:\n%s", out)
+	}
+}
+
+// checkRunTerminated: banger run killed with SIGTERM while its command
+// runs still harvests the commit made before, then removes the VM.
+func checkRunTerminated(t *testing.T, e *vmEnv, repo string) {
+	t.Helper()
+	cmd := e.ns.Cmd(filepath.Join(e.bin, "banger"), "run", repo, "--name", "termed", "--",
+		"sh", "-c", "echo t > t && git add t && git commit -qm before-term && touch /tmp/committed && sleep 600")
+	cmd.Env = e.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if r := e.banger("vm", "exec", "termed", "--", "test", "-e", "/tmp/committed"); r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the guest command never committed; banger run said:\n%s", stderr.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err == nil {
+		t.Errorf("banger run killed by SIGTERM exited 0")
+	}
+	if got := gitfixture.Git(t, repo, "log", "-1", "--format=%s", "banger/termed"); got != "before-term" {
+		t.Errorf("after SIGTERM banger/termed is at %q, want the commit made before it\n%s", got, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "removed vm termed") {
+		t.Errorf("banger run did not remove its VM after a harvest on SIGTERM:\n%s", stderr.String())
 	}
 }
