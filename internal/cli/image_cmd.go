@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -68,7 +69,7 @@ host's apt sources, and cached, so a second build downloads nothing.`,
 				return err
 			}
 			if follow != "" {
-				return a.finishImageBuild(ctx, layout.SocketPath, model.Operation{ID: follow})
+				return a.finishImageBuild(ctx, layout.SocketPath, model.Operation{ID: follow}, a.stdout)
 			}
 			var op model.Operation
 			if err := rpc.Call(ctx, layout.SocketPath, api.MethodImageBuildBegin, p, &op); err != nil {
@@ -81,7 +82,7 @@ host's apt sources, and cached, so a second build downloads nothing.`,
 				fmt.Fprintf(a.stdout, "building image %s as %s; follow it with 'banger image build --follow %s'\n", op.Target, op.ID, op.ID)
 				return nil
 			}
-			return a.finishImageBuild(ctx, layout.SocketPath, op)
+			return a.finishImageBuild(ctx, layout.SocketPath, op, a.stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -97,7 +98,9 @@ host's apt sources, and cached, so a second build downloads nothing.`,
 	return cmd
 }
 
-func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Operation) error {
+// finishImageBuild follows a build to its end and says on out what it
+// built.
+func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Operation, out io.Writer) error {
 	if !a.jsonOut && op.Target != "" {
 		fmt.Fprintf(a.stderr, "building image %s (%s)\n", op.Target, op.ID)
 	}
@@ -116,7 +119,7 @@ func (a *app) finishImageBuild(ctx context.Context, socket string, op model.Oper
 		return a.printJSON(det)
 	}
 	// The total the progress showed, by the daemon's clock.
-	fmt.Fprintf(a.stdout, "built image %s (%s) in %s: kernel %s, root filesystem %s, %s on disk\n",
+	fmt.Fprintf(out, "built image %s (%s) in %s: kernel %s, root filesystem %s, %s on disk\n",
 		det.Name, shortID(det.ID), took.Round(time.Second), orDash(det.KernelVersion), det.BuildSize, model.HumanBytes(det.DiskBytes))
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
+	"banger/internal/model"
 	"banger/internal/rpc"
 	"banger/internal/shellquote"
 )
@@ -123,11 +124,12 @@ func (a *app) ensureDefaultImage(ctx context.Context, socket string) error {
 		return err
 	}
 	fmt.Fprintln(a.stderr, "the default image does not exist yet: building it first (a few minutes, once)")
-	var op struct{ ID, Target string }
+	var op model.Operation
 	if err := rpc.Call(ctx, socket, api.MethodImageBuildBegin, api.ImageBuildParams{}, &op); err != nil {
 		return err
 	}
-	return a.finishImageBuild(ctx, socket, modelOp(op.ID, op.Target))
+	// Its summary goes with banger's other lines, off stdout.
+	return a.finishImageBuild(ctx, socket, op, a.stderr)
 }
 
 // runInGuest runs command (a login shell when there is none) in dir in

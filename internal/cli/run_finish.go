@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"banger/internal/api"
-	"banger/internal/model"
 	"banger/internal/rpc"
 )
 
@@ -64,6 +63,3 @@ func (a *app) finishRun(socket, vm string, o runOptions, code int) error {
 	}
 	return nil
 }
-
-// modelOp is an operation known only by its id and target.
-func modelOp(id, target string) model.Operation { return model.Operation{ID: id, Target: target} }
