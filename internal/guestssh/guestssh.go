@@ -128,11 +128,50 @@ func (p *Pool) Client(ctx context.Context, t Target) (*ssh.Client, error) {
 		old.client.Close()
 	}
 	p.conns[t.VMID] = &pooled{client: client, addr: t.Addr, key: t.HostKey.Marshal()}
+	gone := make(chan struct{})
 	go func() {
 		client.Wait()
+		close(gone)
 		p.forget(t.VMID, client)
 	}()
+	go p.keepAlive(t.VMID, client, gone)
 	return client, nil
+}
+
+// keepaliveEvery is how often an idle pooled connection is checked; a
+// guest that does not answer within it loses the connection.
+const keepaliveEvery = 15 * time.Second
+
+// keepAlive asks the guest's server for an answer every keepaliveEvery
+// and closes the connection when none comes, so a frozen guest is
+// noticed before a command waits on it.
+func (p *Pool) keepAlive(vmID string, client *ssh.Client, gone <-chan struct{}) {
+	tick := time.NewTicker(keepaliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-gone:
+			return
+		case <-tick.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case err := <-answered:
+			if err == nil {
+				continue
+			}
+		case <-time.After(keepaliveEvery):
+		case <-gone:
+			return
+		}
+		p.forget(vmID, client)
+		client.Close()
+		return
+	}
 }
 
 // forget drops client from the pool if it is still the VM's.
@@ -196,30 +235,79 @@ func (e *ExitError) Error() string {
 
 // Run runs c on t over the pool's connection, and waits for it. A
 // connection that turns out to be dead (the guest rebooted) is replaced
-// once. Cancelling ctx closes the session, which ends the command.
+// once. Cancelling ctx ends the command (SIGTERM, then the session is
+// closed); a guest that does not let go of the session within
+// cancelGrace loses the whole connection, so nothing waits on a guest
+// that stopped answering.
 func (p *Pool) Run(ctx context.Context, t Target, c Cmd) error {
 	client, err := p.Client(ctx, t)
 	if err != nil {
 		return err
 	}
-	sess, err := client.NewSession()
-	if err != nil {
-		p.forget(t.VMID, client)
-		client.Close()
-		if client, err = p.Client(ctx, t); err != nil {
-			return err
-		}
-		if sess, err = client.NewSession(); err != nil {
-			return fmt.Errorf("ssh session to vm %s: %w", t.Name, err)
-		}
+	opened, err := p.runOn(ctx, t, client, c)
+	if opened || ctx.Err() != nil {
+		return err
 	}
-	return runSession(ctx, sess, c)
+	p.forget(t.VMID, client)
+	client.Close()
+	if client, err = p.Client(ctx, t); err != nil {
+		return err
+	}
+	if opened, err = p.runOn(ctx, t, client, c); !opened && ctx.Err() == nil {
+		return fmt.Errorf("ssh session to vm %s: %w", t.Name, err)
+	}
+	return err
 }
 
-func runSession(ctx context.Context, sess *ssh.Session, c Cmd) error {
+// cancelGrace is how long a cancelled command's guest has to close its
+// session before the connection is dropped.
+const cancelGrace = 3 * time.Second
+
+// runOn runs c in a new session on client, and says whether a session
+// was opened at all (if not, the connection may be dead).
+func (p *Pool) runOn(ctx context.Context, t Target, client *ssh.Client, c Cmd) (opened bool, err error) {
+	done := make(chan struct{})
+	defer close(done)
+	var mu sync.Mutex
+	var sess *ssh.Session
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		s := sess
+		mu.Unlock()
+		if s != nil {
+			s.Signal(ssh.SIGTERM)
+			s.Close()
+		}
+		select {
+		case <-done:
+		case <-time.After(cancelGrace):
+			p.forget(t.VMID, client)
+			client.Close()
+		}
+	})
+	defer stop()
+	s, err := client.NewSession()
+	if err != nil {
+		return ctx.Err() != nil, err
+	}
+	mu.Lock()
+	sess = s
+	mu.Unlock()
+	if ctx.Err() != nil {
+		s.Close()
+		return true, ctx.Err()
+	}
+	err = runSession(s, c)
+	if ctx.Err() != nil {
+		return true, ctx.Err()
+	}
+	return true, err
+}
+
+func runSession(sess *ssh.Session, c Cmd) error {
 	defer sess.Close()
 	end := func() {
-		sess.Signal(ssh.SIGKILL)
+		sess.Signal(ssh.SIGTERM)
 		sess.Close()
 	}
 	// A writer that refuses more (a CapWriter past its cap) ends the
@@ -232,11 +320,7 @@ func runSession(ctx context.Context, sess *ssh.Session, c Cmd) error {
 	if err := sess.Start(c.Command); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, end)
 	err := sess.Wait()
-	if !stop() {
-		return ctx.Err()
-	}
 	if first := werr.get(); first != nil {
 		return first
 	}

@@ -115,3 +115,33 @@ func TestCancelEndsTheCommand(t *testing.T) {
 		t.Errorf("cancelling took %s", time.Since(start))
 	}
 }
+
+// TestCancelOnAHungGuest: a guest that stops answering — it neither
+// opens sessions nor closes them — holds a cancelled command no longer
+// than the grace, and loses its connection.
+func TestCancelOnAHungGuest(t *testing.T) {
+	s := sshexec.Start(t, t.TempDir())
+	var p guestssh.Pool
+	defer p.Close()
+	if err := p.Run(context.Background(), target(s), guestssh.Cmd{Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Freeze()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	start := time.Now()
+	err := p.Run(ctx, target(s), guestssh.Cmd{Command: "true"})
+	cancel()
+	if err == nil {
+		t.Errorf("a command on a hung guest succeeded")
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("a command on a hung guest took %s after cancelling", took)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Len() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.Len() != 0 {
+		t.Errorf("the hung guest's connection is still pooled")
+	}
+}

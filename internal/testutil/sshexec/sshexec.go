@@ -32,6 +32,7 @@ type Server struct {
 	Dir string
 
 	ln       net.Listener
+	frozen   atomic.Bool
 	logins   atomic.Int64
 	sessions atomic.Int64
 	mu       sync.Mutex
@@ -84,6 +85,10 @@ func (s *Server) Logins() int { return int(s.logins.Load()) }
 // Sessions is how many commands were started.
 func (s *Server) Sessions() int { return int(s.sessions.Load()) }
 
+// Freeze makes the server stop answering: new sessions are left
+// unanswered and running ones are never closed, as a guest that hung.
+func (s *Server) Freeze() { s.frozen.Store(true) }
+
 // DropConnections closes every connection, as a guest that rebooted.
 func (s *Server) DropConnections() {
 	s.mu.Lock()
@@ -111,7 +116,12 @@ func (s *Server) serve(conn net.Conn) {
 	}
 	defer sc.Close()
 	go ssh.DiscardRequests(reqs)
+	var held []ssh.NewChannel
 	for nc := range chans {
+		if s.frozen.Load() {
+			held = append(held, nc) // never answered
+			continue
+		}
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "sessions only")
 			continue
@@ -122,6 +132,7 @@ func (s *Server) serve(conn net.Conn) {
 		}
 		go s.session(ch, creqs)
 	}
+	_ = held
 }
 
 // session runs the channel's exec request, answering signal requests
@@ -131,6 +142,9 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	var cmd *exec.Cmd
 	done := make(chan struct{})
 	for req := range reqs {
+		if s.frozen.Load() {
+			select {} // a hung guest answers nothing, ever
+		}
 		switch req.Type {
 		case "exec":
 			if cmd != nil || len(req.Payload) < 4 {
