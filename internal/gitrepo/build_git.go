@@ -96,13 +96,16 @@ func buildFetch(ctx context.Context, src, dest, branch, sha string, shallow bool
 }
 
 // buildMirror makes dest/.git a copy of every branch and tag of src: a
-// local mirror clone, which hardlinks (or copies) src's object files;
-// they are immutable, so a hardlink lets nothing change src. Refs other
+// local mirror clone that copies src's object files. Not hardlinks:
+// though objects never change, git "freshens" an object it is asked to
+// write again by touching its file's time (as `git add` of content the
+// repository has does), which through a hardlink would touch src's
+// file, and its gc reads those times. Refs other
 // than branches and tags (the stash, remote-tracking ones) and the
 // remote are removed, and it becomes a repository with a work tree.
 func buildMirror(ctx context.Context, src, dest string) error {
 	gitDir := filepath.Join(dest, ".git")
-	if _, err := buildGit(ctx, dest, nil, "clone", "-q", "--mirror", "--", src, gitDir); err != nil {
+	if _, err := buildGit(ctx, dest, nil, "clone", "-q", "--mirror", "--no-hardlinks", "--", src, gitDir); err != nil {
 		return fmt.Errorf("copy the history of %s: %w", src, err)
 	}
 	if err := buildDropAlternates(ctx, gitDir); err != nil {
