@@ -77,6 +77,12 @@ type HarvestResult struct {
 	// is the host's own uncommitted work, brought in. Removing the VM
 	// loses the unsaved paths, so banger run keeps a VM that has any.
 	Unsaved int `json:"unsaved"`
+	// Stray is how many commits the guest made that a harvest does not
+	// bring: on other branches, a detached HEAD, the stash. GuestHead is
+	// the ref the guest's HEAD is on ("detached" when none). A count the
+	// guest could not give is -1: taken as "some".
+	Stray     int    `json:"stray"`
+	GuestHead string `json:"guest_head"`
 }
 
 // WorkspacePrepareDetail is what a prepare reports when it is done.

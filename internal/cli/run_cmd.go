@@ -5,17 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"banger/internal/api"
 	"banger/internal/errdefs"
 	"banger/internal/model"
 	"banger/internal/rpc"
-	"banger/internal/shellquote"
 )
 
 // exitStatus is the exit status of a command banger ran for the user,
@@ -42,9 +40,12 @@ banger/<vm> into your repository as that branch and remove the VM.
 
 The default image is built first if it does not exist. COMMAND's exit status
 becomes banger's. Ctrl-C in the shell goes to the guest. If banger run itself
-is interrupted or the harvest fails, the VM is kept and banger says how to
-harvest it again; work left uncommitted in the guest keeps the VM too (or
---wip brings it as one commit). --keep keeps the VM in any case.`,
+is interrupted (SIGINT, SIGTERM), it ends the guest command and still
+harvests; an interrupt during the harvest stops it. When the harvest fails,
+the VM is kept and banger says how to harvest it again; work the harvest
+cannot bring — changed and not committed, or committed off banger/<vm> —
+keeps the VM too (--wip brings uncommitted work as one commit). --keep keeps
+the VM in any case.`,
 		Args: runArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, args, c, o)
@@ -87,6 +88,10 @@ func (a *app) run(cmd *cobra.Command, args []string, c *createFlags, o runOption
 	if err != nil {
 		return err
 	}
+	// Which signal interrupted banger run decides its exit status.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	ctx := cmd.Context()
 	layout, _, _, err := a.ensureDaemon(ctx)
 	if err != nil {
@@ -109,6 +114,11 @@ func (a *app) run(cmd *cobra.Command, args []string, c *createFlags, o runOption
 	if ctx.Err() == nil {
 		code, runErr = a.runInGuest(ctx, det.Name, det.Workspace.GuestPath, command)
 	}
+	select {
+	case sig := <-sigs:
+		code = 128 + int(sig.(syscall.Signal))
+	default:
+	}
 	finishErr := a.finishRun(socket, det.Name, o, code)
 	if runErr != nil {
 		return errors.Join(runErr, finishErr)
@@ -130,44 +140,4 @@ func (a *app) ensureDefaultImage(ctx context.Context, socket string) error {
 	}
 	// Its summary goes with banger's other lines, off stdout.
 	return a.finishImageBuild(ctx, socket, op, a.stderr)
-}
-
-// runInGuest runs command (a login shell when there is none) in dir in
-// the guest, over ssh as a child process, with a terminal when stdin is
-// one. An interrupt or termination of banger ends ssh, not banger: what
-// was made in the guest is still to be harvested.
-func (a *app) runInGuest(ctx context.Context, vm, dir string, command []string) (int, error) {
-	info, bin, err := a.sshInfo(ctx, vm)
-	if err != nil {
-		return 0, err
-	}
-	remote := "cd " + shellquote.Quote(dir) + " && "
-	if len(command) == 0 {
-		remote += `exec "${SHELL:-/bin/sh}" -l`
-	} else {
-		remote += shellquote.Join(command)
-	}
-	tty := ttyNo
-	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		tty = ttyYes
-	}
-	argv := sshArgv(info, remote, tty)
-	c := exec.Command(bin, argv[1:]...)
-	c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
-	if err := c.Start(); err != nil {
-		return 0, fmt.Errorf("start ssh: %w", err)
-	}
-	stop := context.AfterFunc(ctx, func() { c.Process.Signal(syscall.SIGTERM) })
-	defer stop()
-	err = c.Wait()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, nil
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return ee.ExitCode(), nil
-	case errors.As(err, &ee):
-		return 128 + int(ee.Sys().(syscall.WaitStatus).Signal()), nil
-	}
-	return 0, err
 }

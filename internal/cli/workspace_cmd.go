@@ -200,6 +200,15 @@ func printHarvest(w io.Writer, res api.HarvestResult) {
 		fmt.Fprintln(w, "the guest's uncommitted work came as one WIP commit")
 	}
 	switch {
+	case res.Stray == -1:
+		fmt.Fprintf(w, "vm %s could not say whether it has commits off %s (on other branches, a detached HEAD or the stash)\n", res.VM, res.Branch)
+	case res.Stray > 0:
+		fmt.Fprintf(w, "vm %s has %s off %s (on other branches, a detached HEAD or the stash) that a harvest does not bring: put them on %s there\n",
+			res.VM, plural(uint64(res.Stray), "commit", "commits"), res.Branch, res.Branch)
+	}
+	switch {
+	case res.Unsaved == -1:
+		fmt.Fprintf(w, "vm %s could not say whether it has work not committed (git status failed there)\n", res.VM)
 	case res.Unsaved > 0:
 		fmt.Fprintf(w, "%s changed in vm %s and not committed: commit there, or harvest with --wip\n", plural(uint64(res.Unsaved), "file", "files"), res.VM)
 	case res.Uncommitted > 0:

@@ -93,7 +93,7 @@ func (d *Daemon) vmCreateBegin(ctx context.Context, p api.VMCreateParams) (model
 			return model.Operation{}, err
 		}
 		if create.Name == "" {
-			create.Name = plan.DefaultVMName()
+			create.Name = plan.DefaultVMName(ctx)
 		}
 		create.WorkTree = &vms.WorkTree{GuestPath: plan.GuestPath, Build: func(ctx context.Context, vm model.VMRecord, dir string, rep vms.Progress) (int64, error) {
 			return plan.Build(ctx, vm, dir, rep)

@@ -14,8 +14,8 @@ import (
 )
 
 // SaveWorkspace records the workspace prepared in a VM and the tree it
-// was given, replacing the one recorded before (and its harvest). An
-// unknown VM is errdefs.ErrNotFound.
+// was given. A VM has one workspace: a second is errdefs.ErrConflict;
+// an unknown VM is errdefs.ErrNotFound.
 func (s *Store) SaveWorkspace(ctx context.Context, ws model.WorkspacePrepareResult, preparedTree string) error {
 	if strings.TrimSpace(ws.VMID) == "" {
 		return fmt.Errorf("workspace without a vm id: %w", errdefs.ErrInvalidArgument)
@@ -25,10 +25,11 @@ func (s *Store) SaveWorkspace(ctx context.Context, ws model.WorkspacePrepareResu
 		return fmt.Errorf("encode workspace: %w", err)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO workspaces (vm_id, result, prepared_tree) VALUES (?, ?, ?)
-ON CONFLICT (vm_id) DO UPDATE SET result = excluded.result, prepared_tree = excluded.prepared_tree,
-	harvested_commit = '', harvested_at = ''`, ws.VMID, string(result), preparedTree)
+		_, err := tx.ExecContext(ctx, `INSERT INTO workspaces (vm_id, result, prepared_tree) VALUES (?, ?, ?)`,
+			ws.VMID, string(result), preparedTree)
 		switch {
+		case isUniqueViolation(err):
+			return fmt.Errorf("vm %q has a workspace already: %w", ws.VMID, errdefs.ErrConflict)
 		case isForeignKeyViolation(err):
 			return fmt.Errorf("vm %q: %w", ws.VMID, errdefs.ErrNotFound)
 		case err != nil:

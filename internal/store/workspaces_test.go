@@ -45,13 +45,10 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	}
 	assertEqual(t, all[vm.ID], model.Workspace{WorkspacePrepareResult: ws, HarvestedCommit: "def", HarvestedAt: at, PreparedTree: "tree1"})
 
-	// Saving again replaces the workspace and forgets its harvest.
-	ws.Mode = model.WorkspacePrepareModeFullCopy
-	if err := s.SaveWorkspace(ctx, ws, "tree2"); err != nil {
-		t.Fatal(err)
+	// A VM has one workspace.
+	if err := s.SaveWorkspace(ctx, ws, "tree2"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("a second workspace: %v, want ErrConflict", err)
 	}
-	got, _ = s.GetWorkspace(ctx, vm.ID)
-	assertEqual(t, got, model.Workspace{WorkspacePrepareResult: ws, PreparedTree: "tree2"})
 
 	if err := s.DeleteVM(ctx, vm.ID); err != nil {
 		t.Fatal(err)

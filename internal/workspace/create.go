@@ -43,8 +43,15 @@ func (s *Service) PlanCreate(ctx context.Context, spec api.WorkspaceSpec) (*Plan
 
 // DefaultVMName is the name a VM made for this workspace gets when the
 // user gives none: the repository's name as a DNS label, and four hex
-// digits.
-func (p *Plan) DefaultVMName() string { return DefaultVMName(p.src.repo.Name) }
+// digits, picked so that the repository has no branch banger/<name>
+// already (an earlier run's, which a harvest would refuse to move).
+func (p *Plan) DefaultVMName(ctx context.Context) string {
+	name := DefaultVMName(p.src.repo.Name)
+	for i := 0; i < 16 && branchTip(ctx, p.src.repo, model.WorkspaceBranch(name)) != ""; i++ {
+		name = DefaultVMName(p.src.repo.Name)
+	}
+	return name
+}
 
 // DefaultVMName is "<repo>-<4 hex>", the repository's name lowered and
 // cut to what a VM name allows.
@@ -75,30 +82,49 @@ func DefaultVMName(repo string) string {
 
 // Build makes the workspace's repository in dir for vm, as the VM's
 // create calls it, records it with the VM, and says how many bytes it
-// holds.
+// takes on a disk at most (its content and a block per file).
 func (p *Plan) Build(ctx context.Context, vm model.VMRecord, dir string, rep Progress) (int64, error) {
 	s := p.s
 	op := oplog.Begin(ctx, s.logger, "workspace.build", append(oplog.VMAttrs(vm), "repo", p.src.repo.Root, "mode", string(p.src.mode))...)
-	res := s.result(vm, p.src)
-	built, err := gitrepo.Build(ctx, p.src.repo, gitrepo.BuildOptions{
-		Mode: p.src.mode, Branch: res.BranchName, Dest: dir, Progress: reportBuild(rep),
+	b, err := s.build(ctx, vm, p.src, dir, rep)
+	if err != nil {
+		return 0, op.Fail(err)
+	}
+	if err := s.store.SaveWorkspace(ctx, b.res, b.tree); err != nil {
+		return 0, op.Fail(err)
+	}
+	op.Done("files", b.out.Files, "bytes", b.out.Bytes)
+	return b.out.Bytes + int64(b.out.Files)*blockSize, nil
+}
+
+// blockSize is what a file takes on an ext4 disk at least.
+const blockSize = 4096
+
+// built is a workspace made in a directory, not placed yet: its record,
+// what gitrepo.Build made, and the tree the guest is given.
+type built struct {
+	res  model.WorkspacePrepareResult
+	out  gitrepo.BuildResult
+	tree string
+}
+
+// build makes src's repository for vm in dir and marks what the guest
+// is given, saying how it goes through rep.
+func (s *Service) build(ctx context.Context, vm model.VMRecord, src source, dir string, rep Progress) (built, error) {
+	b := built{res: s.result(vm, src)}
+	var err error
+	b.out, err = gitrepo.Build(ctx, src.repo, gitrepo.BuildOptions{
+		Mode: src.mode, Branch: b.res.BranchName, Dest: dir, Progress: reportBuild(rep),
 	})
 	if err != nil {
-		return 0, op.Fail(err)
+		return b, err
 	}
-	for _, w := range built.Warnings {
+	for _, w := range b.out.Warnings {
 		rep.Detail("warning: "+w, -1)
 	}
-	rep.Detail(fmt.Sprintf("%s at %s: %s, %s", res.Mode, res.GuestPath, plural(built.Files, "file"), model.HumanBytes(built.Bytes)), -1)
-	tree, err := gitrepo.WorktreeTree(ctx, dir)
-	if err != nil {
-		return 0, op.Fail(err)
-	}
-	if err := s.store.SaveWorkspace(ctx, res, tree); err != nil {
-		return 0, op.Fail(err)
-	}
-	op.Done("files", built.Files, "bytes", built.Bytes)
-	return built.Bytes, nil
+	rep.Detail(fmt.Sprintf("%s at %s: %s, %s", b.res.Mode, b.res.GuestPath, plural(b.out.Files, "file"), model.HumanBytes(b.out.Bytes)), -1)
+	b.tree, err = gitrepo.MarkPrepared(ctx, dir)
+	return b, err
 }
 
 // reportBuild turns a build's progress into operation details.

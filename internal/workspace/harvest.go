@@ -38,7 +38,15 @@ type guestState struct {
 	dirty int    // paths `git status` lists
 	// unsaved is how many of them the guest changed since the prepare.
 	unsaved int
+	// stray is how many commits the guest made that no branch but the
+	// workspace's holds and a harvest does not bring: on other branches,
+	// a detached HEAD, the stash.
+	stray int
 }
+
+// unknown is a count the guest could not give: taken as "some", so
+// nothing is thrown away on its word.
+const unknown = -1
 
 // Harvest brings the commits made in the guest on the workspace branch
 // into the host repository as the branch of the same name; see
@@ -52,7 +60,13 @@ func (s *Service) Harvest(ctx context.Context, p api.WorkspaceHarvestParams) (ap
 	if err != nil {
 		return api.HarvestResult{}, err
 	}
-	unlock := s.lock(vm.ID)
+	// A guest that stops answering does not hold a harvest past its limit.
+	ctx, cancel := context.WithTimeout(ctx, api.HarvestLimit)
+	defer cancel()
+	unlock, err := s.lock(ctx, vm.ID)
+	if err != nil {
+		return api.HarvestResult{}, err
+	}
 	defer unlock()
 	op := oplog.Begin(ctx, s.logger, "workspace.harvest", append(oplog.VMAttrs(vm), "repo", ws.RepoRoot, "branch", ws.BranchName)...)
 	res, err := s.harvest(ctx, vm, target, ws, p)
@@ -73,7 +87,7 @@ func (s *Service) harvest(ctx context.Context, vm model.VMRecord, target guestss
 	if err != nil {
 		return res, err
 	}
-	if p.WIP && st.dirty > 0 {
+	if p.WIP && st.dirty != 0 {
 		if err := s.commitWIP(ctx, target, vm, ws); err != nil {
 			return res, err
 		}
@@ -82,7 +96,7 @@ func (s *Service) harvest(ctx context.Context, vm model.VMRecord, target guestss
 		}
 		res.WIPCommitted = true
 	}
-	res.Uncommitted, res.Unsaved = st.dirty, st.unsaved
+	res.Uncommitted, res.Unsaved, res.Stray, res.GuestHead = st.dirty, st.unsaved, st.stray, st.head
 	if st.tip == "" {
 		return res, fmt.Errorf("the guest has no branch %s any more (deleted or renamed in vm %s); nothing harvested: %w", ws.BranchName, vm.Name, errdefs.ErrConflict)
 	}
@@ -154,27 +168,15 @@ func branchTip(ctx context.Context, repo gitrepo.Repo, branch string) string {
 // unsaved count compares the guest's work tree (as `git add -A` would
 // commit it, into a scratch index) with the tree it was given and with
 // its HEAD: a path that differs from both is work done in the guest
-// and committed nowhere.
+// and committed nowhere. The stray count is the commits reachable from
+// any ref or HEAD but neither from the workspace branch nor from what
+// the guest was given (gitrepo.PreparedTips).
 func (s *Service) guestState(ctx context.Context, target guestssh.Target, ws model.Workspace) (guestState, error) {
 	prepared := ws.PreparedTree
 	if prepared == "" || !isHex(prepared) {
 		prepared = "HEAD"
 	}
-	cmd := fmt.Sprintf(`cd %s || exit %d
-printf 'head %%s\n' "$(git symbolic-ref -q HEAD || echo detached)"
-printf 'tip %%s\n' "$(git rev-parse -q --verify %s || echo missing)"
-printf 'dirty %%s\n' "$(git status --porcelain=v1 -z --no-renames --untracked-files=all | tr -cd '\0' | wc -c)"
-t=$(mktemp) && cp .git/index "$t" 2>/dev/null
-if w=$(GIT_INDEX_FILE="$t" git add -A 2>/dev/null && GIT_INDEX_FILE="$t" git write-tree) &&
-	git diff --no-renames --name-only %s "$w" | LC_ALL=C sort > "$t.a" &&
-	git diff --no-renames --name-only HEAD "$w" | LC_ALL=C sort > "$t.b"; then
-	printf 'unsaved %%s\n' "$(LC_ALL=C comm -12 "$t.a" "$t.b" | wc -l)"
-else
-	echo 'unsaved unknown'
-fi
-rm -f "$t" "$t.a" "$t.b"
-`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName+"^{commit}"), prepared)
-	out, err := s.guests.Output(ctx, target, cmd, nil, maxInfo)
+	out, err := s.guests.Output(ctx, target, stateScript(ws, prepared), nil, maxInfo)
 	if err != nil {
 		return guestState{}, guestError("read the workspace's state", target, err, "")
 	}
@@ -185,13 +187,42 @@ rm -f "$t" "$t.a" "$t.b"
 	return st, nil
 }
 
-// parseGuestState reads the info script's four lines strictly. An
-// unknown unsaved count is taken to be the dirty count: keep what
-// cannot be told apart.
+// stateScript is the guest's side of guestState: five lines, a count
+// that cannot be had is "unknown".
+func stateScript(ws model.Workspace, prepared string) string {
+	branch := shellquote.Quote("refs/heads/" + ws.BranchName)
+	return fmt.Sprintf(`cd %s || exit %d
+t=$(mktemp) || exit 1
+trap 'rm -f "$t" "$t.a" "$t.b" "$t.s"' EXIT
+printf 'head %%s\n' "$(git symbolic-ref -q HEAD || echo detached)"
+printf 'tip %%s\n' "$(git rev-parse -q --verify %s || echo missing)"
+if git status --porcelain=v1 -z --no-renames --untracked-files=all > "$t.s"; then
+	printf 'dirty %%s\n' "$(tr -cd '\0' < "$t.s" | wc -c)"
+else
+	echo 'dirty unknown'
+fi
+cp .git/index "$t" 2>/dev/null
+if w=$(GIT_INDEX_FILE="$t" git add -A 2>/dev/null && GIT_INDEX_FILE="$t" git write-tree) &&
+	git diff --no-renames --name-only %s "$w" | LC_ALL=C sort > "$t.a" &&
+	git diff --no-renames --name-only HEAD "$w" | LC_ALL=C sort > "$t.b"; then
+	printf 'unsaved %%s\n' "$(LC_ALL=C comm -12 "$t.a" "$t.b" | wc -l)"
+else
+	echo 'unsaved unknown'
+fi
+if n=$(git rev-list --count --all ^%s --stdin < .git/%s 2>/dev/null); then
+	printf 'stray %%s\n' "$n"
+else
+	echo 'stray unknown'
+fi
+`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName+"^{commit}"),
+		prepared, branch, gitrepo.PreparedTips)
+}
+
+// parseGuestState reads the state script's five lines strictly.
 func parseGuestState(out []byte, idLen int) (guestState, error) {
 	var st guestState
 	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-	want := []string{"head ", "tip ", "dirty ", "unsaved "}
+	want := []string{"head ", "tip ", "dirty ", "unsaved ", "stray "}
 	if len(lines) != len(want) {
 		return st, fmt.Errorf("%d lines, want %d", len(lines), len(want))
 	}
@@ -203,6 +234,9 @@ func parseGuestState(out []byte, idLen int) (guestState, error) {
 		}
 		vals[i] = strings.TrimSpace(v)
 	}
+	if len(vals[0]) > 300 || strings.ContainsFunc(vals[0], func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return st, fmt.Errorf("head %q", vals[0])
+	}
 	st.head = vals[0]
 	switch {
 	case vals[1] == "missing":
@@ -212,20 +246,22 @@ func parseGuestState(out []byte, idLen int) (guestState, error) {
 		return st, fmt.Errorf("tip %q is not an object id", vals[1])
 	}
 	var err error
-	if st.dirty, err = count(vals[2]); err != nil {
-		return st, err
-	}
-	st.unsaved = st.dirty
-	if vals[3] != "unknown" {
-		if st.unsaved, err = count(vals[3]); err != nil {
+	for i, dst := range []*int{&st.dirty, &st.unsaved, &st.stray} {
+		if *dst, err = count(vals[2+i]); err != nil {
 			return st, err
 		}
+	}
+	if st.unsaved == 0 && st.dirty == unknown {
+		st.unsaved = unknown
 	}
 	return st, nil
 }
 
-// count reads a count a guest gave.
+// count reads a count a guest gave: a number, or "unknown".
 func count(s string) (int, error) {
+	if s == "unknown" {
+		return unknown, nil
+	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 1<<30 {
 		return 0, fmt.Errorf("count %q", s)
@@ -246,10 +282,10 @@ func isHex(s string) bool {
 // branch as one commit, hooks off.
 func (s *Service) commitWIP(ctx context.Context, target guestssh.Target, vm model.VMRecord, ws model.Workspace) error {
 	cmd := fmt.Sprintf(`cd %s || exit %d
-[ "$(git symbolic-ref -q HEAD)" = %s ] || { echo "the guest repository is on $(git symbolic-ref -q --short HEAD || echo a detached HEAD), not %s" >&2; exit %d; }
+[ "$(git symbolic-ref -q HEAD)" = %s ] || { echo "the guest repository is on $(git symbolic-ref -q --short HEAD || echo a detached HEAD), not "%s >&2; exit %d; }
 n=$(git config user.name || echo banger); e=$(git config user.email || echo banger@localhost)
 git add -A && git -c core.hooksPath=/dev/null -c user.name="$n" -c user.email="$e" commit -q --no-verify -m %s
-`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName), ws.BranchName, wrongBranchStatus,
+`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName), shellquote.Quote(ws.BranchName), wrongBranchStatus,
 		shellquote.Quote("WIP from banger vm "+vm.Name))
 	stderr, caught := guestssh.Stderr()
 	if err := s.guests.Run(ctx, target, guestssh.Cmd{Command: cmd, Stderr: stderr}); err != nil {

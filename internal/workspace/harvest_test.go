@@ -163,16 +163,17 @@ func TestHarvestBundleCap(t *testing.T) {
 
 func TestParseGuestStateRefusesNonsense(t *testing.T) {
 	id := strings.Repeat("a", 40)
-	good := "head refs/heads/banger/dev\ntip " + id + "\ndirty 3\nunsaved 1\n"
-	if st, err := parseGuestState([]byte(good), 40); err != nil || st.tip != id || st.dirty != 3 || st.unsaved != 1 {
+	good := "head refs/heads/banger/dev\ntip " + id + "\ndirty 3\nunsaved 1\nstray 2\n"
+	if st, err := parseGuestState([]byte(good), 40); err != nil || st.tip != id || st.dirty != 3 || st.unsaved != 1 || st.stray != 2 {
 		t.Fatalf("good answer: %+v, %v", st, err)
 	}
-	if st, err := parseGuestState([]byte("head detached\ntip missing\ndirty 2\nunsaved unknown\n"), 40); err != nil || st.tip != "" || st.unsaved != 2 {
-		t.Errorf("missing branch, unknown unsaved: %+v, %v (want unsaved = dirty)", st, err)
+	if st, err := parseGuestState([]byte("head detached\ntip missing\ndirty unknown\nunsaved 0\nstray unknown\n"), 40); err != nil || st.tip != "" || st.unsaved != unknown || st.stray != unknown {
+		t.Errorf("missing branch, unknown counts: %+v, %v (want unknown, and unsaved unknown when dirty is)", st, err)
 	}
 	for _, bad := range []string{
-		"", "head x\ntip " + id + "\n", "head x\ntip " + id + "\ndirty 3\nunsaved 0\nextra\n",
-		"head x\ntip " + id + "\ndirty 3\nunsaved -2\n", "head x\ntip " + id + "\ndirty 3\n",
+		"", "head x\ntip " + id + "\n", "head x\ntip " + id + "\ndirty 3\nunsaved 0\nstray 0\nextra\n",
+		"head x\ntip " + id + "\ndirty 3\nunsaved -2\nstray 0\n", "head x\ntip " + id + "\ndirty 3\nunsaved 0\n",
+		"head \x1b[31mred\ntip " + id + "\ndirty 3\nunsaved 0\nstray 0\n",
 		"head x\ntip ../../etc\ndirty 3\n", "head x\ntip " + strings.Repeat("A", 40) + "\ndirty 3\n",
 		"head x\ntip " + id[:39] + "\ndirty 3\n", "head x\ntip " + id + "\ndirty -1\n",
 		"head x\ntip " + id + "\ndirty 99999999999\n", "tip " + id + "\nhead x\ndirty 1\n",
@@ -192,4 +193,39 @@ func notBanger(refs string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestHarvestCountsStrayCommits: commits a harvest does not bring — on
+// another branch, on a detached HEAD, in the stash — are counted, so
+// banger run keeps the VM that holds them; commits on the workspace
+// branch and what the guest was given are not.
+func TestHarvestCountsStrayCommits(t *testing.T) {
+	for name, tc := range map[string]struct {
+		do   func(e *env, guest string)
+		want int
+	}{
+		"none":           {func(e *env, guest string) { e.guestCommit("on-branch") }, 0},
+		"another branch": {func(e *env, guest string) { e.git(guest, "switch", "-q", "-c", "feat"); e.guestCommit("x") }, 1},
+		"detached":       {func(e *env, guest string) { e.git(guest, "switch", "-q", "--detach"); e.guestCommit("y"); e.guestCommit("z") }, 2},
+		"stash": {func(e *env, guest string) {
+			os.WriteFile(filepath.Join(guest, "README"), []byte("stashed\n"), 0o644)
+			e.git(guest, "stash", "-q")
+		}, 2}, // a stash is two commits: the work tree's and the index's
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.addVM("dev")
+			if _, err := e.prepare("dev", "full_copy"); err != nil {
+				t.Fatal(err)
+			}
+			tc.do(e, filepath.Join(e.home, "proj"))
+			res, err := e.s.Harvest(context.Background(), api.WorkspaceHarvestParams{Name: "dev"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Stray != tc.want {
+				t.Errorf("stray %d, want %d (guest head %s)", res.Stray, tc.want, res.GuestHead)
+			}
+		})
+	}
 }

@@ -31,6 +31,11 @@ const (
 	// existsStatus is the exit status of the guest's extract when the
 	// guest path is taken.
 	existsStatus = 17
+	// removeLimit bounds the clean-up of a prepare that failed.
+	removeLimit = 30 * time.Second
+	// stallLimit is how long a copy into a guest may move no byte before
+	// it is given up: a guest that stopped reading.
+	stallLimit = 2 * time.Minute
 )
 
 var prepareStages = []string{stageBuild, stageCopy}
@@ -50,6 +55,13 @@ func (s *Service) PrepareBegin(ctx context.Context, p api.WorkspacePrepareParams
 	if err != nil {
 		return model.Operation{}, err
 	}
+	// Held from the check to the operation's start, so two prepares at
+	// once cannot both pass it.
+	unlock, err := s.lock(ctx, vm.ID)
+	if err != nil {
+		return model.Operation{}, err
+	}
+	defer unlock()
 	if ws, err := s.store.GetWorkspace(ctx, vm.ID); err == nil {
 		return model.Operation{}, fmt.Errorf("vm %s has a workspace already (%s at %s); harvest it with 'banger workspace harvest %s', or make another VM: %w",
 			vm.Name, ws.RepoRoot, ws.GuestPath, vm.Name, errdefs.ErrConflict)
@@ -69,7 +81,6 @@ func (s *Service) PrepareBegin(ctx context.Context, p api.WorkspacePrepareParams
 func (s *Service) prepare(ctx context.Context, r *operation.Reporter, vm model.VMRecord, target guestssh.Target, src source) (api.WorkspacePrepareDetail, error) {
 	op := oplog.Begin(ctx, s.logger, KindPrepare, append(oplog.VMAttrs(vm), "repo", src.repo.Root, "mode", string(src.mode))...)
 	rep := operation.Logged{Reporter: r, Log: op}
-	res := s.result(vm, src)
 	var detail api.WorkspacePrepareDetail
 	tmp, err := os.MkdirTemp(s.tempDir, "workspace-")
 	if err != nil {
@@ -79,32 +90,37 @@ func (s *Service) prepare(ctx context.Context, r *operation.Reporter, vm model.V
 
 	rep.Stage(stageBuild)
 	dir := filepath.Join(tmp, src.repo.Name)
-	built, err := gitrepo.Build(ctx, src.repo, gitrepo.BuildOptions{
-		Mode: src.mode, Branch: res.BranchName, Dest: dir, Progress: reportBuild(r),
-	})
-	if err != nil {
-		return detail, op.Fail(err)
-	}
-	for _, w := range built.Warnings {
-		rep.Detail("warning: "+w, -1)
-	}
-	tree, err := gitrepo.WorktreeTree(ctx, dir)
+	b, err := s.build(ctx, vm, src, dir, r)
 	if err != nil {
 		return detail, op.Fail(err)
 	}
 
 	rep.Stage(stageCopy)
-	if err := s.send(ctx, target, dir, res.GuestPath, built, r); err != nil {
+	if err := s.send(ctx, target, dir, b.res.GuestPath, b.out, r); err != nil {
 		return detail, op.Fail(err)
 	}
-	if err := s.store.SaveWorkspace(ctx, res, tree); err != nil {
+	if err := s.store.SaveWorkspace(ctx, b.res, b.tree); err != nil {
+		// Not recorded, so not there: the next prepare must find the
+		// guest path free.
+		s.removeFromGuest(target, b.res.GuestPath)
 		return detail, op.Fail(err)
 	}
-	op.Done("files", built.Files, "bytes", built.Bytes)
+	op.Done("files", b.out.Files, "bytes", b.out.Bytes)
 	return api.WorkspacePrepareDetail{
-		WorkspacePrepareResult: res, Files: built.Files, Bytes: built.Bytes,
-		LFSPointers: built.LFSPointers, Submodules: built.Submodules, Warnings: built.Warnings,
+		WorkspacePrepareResult: b.res, Files: b.out.Files, Bytes: b.out.Bytes,
+		LFSPointers: b.out.LFSPointers, Submodules: b.out.Submodules, Warnings: b.out.Warnings,
 	}, nil
+}
+
+// removeFromGuest removes a workspace the guest was sent but banger did
+// not record, as well as it can: under a context of its own, since the
+// request's may be what failed.
+func (s *Service) removeFromGuest(target guestssh.Target, guestPath string) {
+	ctx, cancel := context.WithTimeout(context.Background(), removeLimit)
+	defer cancel()
+	if err := s.guests.Run(ctx, target, guestssh.Cmd{Command: "rm -rf -- " + shellquote.Quote(guestPath)}); err != nil {
+		s.logger.Warn("workspace left in the guest after a failed prepare", "vm_name", target.Name, "path", guestPath, "error", err.Error())
+	}
 }
 
 // extractScript unpacks the archive on standard input at guestPath: in
@@ -117,23 +133,30 @@ dst=%s
 if [ -e "$dst" ] || [ -L "$dst" ]; then echo "$dst exists already in the guest" >&2; exit %d; fi
 tmp=$(mktemp -d "$(dirname "$dst")/.banger-workspace.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' TERM HUP INT
 chmod 755 "$tmp"
 tar -x --no-same-owner -f - -C "$tmp"
 mv -T "$tmp" "$dst"
 `, q, existsStatus)
 }
 
-// send streams dir into the guest at guestPath, reporting bytes sent.
+// send streams dir into the guest at guestPath, reporting bytes sent;
+// a guest that takes nothing for stallLimit ends it.
 func (s *Service) send(ctx context.Context, target guestssh.Target, dir, guestPath string, built gitrepo.BuildResult, rep Progress) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	pr, pw := io.Pipe()
 	var sent atomic.Int64
 	go func() { pw.CloseWithError(writeTar(pw, dir, &sent)) }()
 	done := make(chan struct{})
-	go reportCopy(done, &sent, built, rep)
+	go watchCopy(done, &sent, built, rep, cancel)
 	stderr, caught := guestssh.Stderr()
 	err := s.guests.Run(ctx, target, guestssh.Cmd{Command: extractScript(guestPath), Stdin: pr, Stderr: stderr})
 	close(done)
 	pr.CloseWithError(errors.New("the guest stopped reading"))
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
 	var ee *guestssh.ExitError
 	switch {
 	case errors.As(err, &ee) && ee.Status == existsStatus:
@@ -147,22 +170,33 @@ func (s *Service) send(ctx context.Context, target guestssh.Target, dir, guestPa
 	return nil
 }
 
-// reportCopy says how far a copy is, twice a second, until done.
-func reportCopy(done <-chan struct{}, sent *atomic.Int64, built gitrepo.BuildResult, rep Progress) {
+// errStalled: the guest took no data for stallLimit.
+var errStalled = fmt.Errorf("the guest took no data for %s", stallLimit)
+
+// watchCopy says how far a copy is, twice a second, until done, and
+// ends it (through stop) when nothing moved for stallLimit.
+func watchCopy(done <-chan struct{}, sent *atomic.Int64, built gitrepo.BuildResult, rep Progress, stop context.CancelCauseFunc) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	last, moved := int64(-1), time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case <-tick.C:
-			n := sent.Load()
-			frac := -1.0
-			if built.Bytes > 0 {
-				frac = min(float64(n)/float64(built.Bytes), 0.99)
-			}
-			rep.Detail(fmt.Sprintf("copying %s: %s of %s", plural(built.Files, "file"), model.HumanBytes(n), model.HumanBytes(built.Bytes)), frac)
 		}
+		n := sent.Load()
+		if n != last {
+			last, moved = n, time.Now()
+		} else if time.Since(moved) > stallLimit {
+			stop(errStalled)
+			return
+		}
+		frac := -1.0
+		if built.Bytes > 0 {
+			frac = min(float64(n)/float64(built.Bytes), 0.99)
+		}
+		rep.Detail(fmt.Sprintf("copying %s: %s of %s", plural(built.Files, "file"), model.HumanBytes(n), model.HumanBytes(built.Bytes)), frac)
 	}
 }
 

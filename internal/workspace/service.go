@@ -75,7 +75,7 @@ type Service struct {
 	maxBundle int64
 	home      string
 	now       func() time.Time
-	locks     sync.Map // vm id → *sync.Mutex
+	locks     sync.Map // vm id → chan struct{} (cap 1): held by a prepare's start or a harvest
 }
 
 // New builds the service.
@@ -176,10 +176,15 @@ func (s *Service) result(vm model.VMRecord, src source) model.WorkspacePrepareRe
 	}
 }
 
-// lock serialises harvests of one VM.
-func (s *Service) lock(vmID string) func() {
-	m, _ := s.locks.LoadOrStore(vmID, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+// lock serialises the prepares and harvests of one VM; waiting for it
+// ends with ctx.
+func (s *Service) lock(ctx context.Context, vmID string) (func(), error) {
+	m, _ := s.locks.LoadOrStore(vmID, make(chan struct{}, 1))
+	held := m.(chan struct{})
+	select {
+	case held <- struct{}{}:
+		return func() { <-held }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for another workspace operation on this VM: %w", ctx.Err())
+	}
 }

@@ -3,7 +3,9 @@ package workspace
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,8 +121,28 @@ func TestPlanCreateBuildsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.GuestPath != filepath.Join(e.home, "proj") || !strings.HasPrefix(plan.DefaultVMName(), "proj-") {
-		t.Errorf("plan: guest path %s, name %s", plan.GuestPath, plan.DefaultVMName())
+	if plan.GuestPath != filepath.Join(e.home, "proj") || !strings.HasPrefix(plan.DefaultVMName(ctx), "proj-") {
+		t.Errorf("plan: guest path %s, name %s", plan.GuestPath, plan.DefaultVMName(ctx))
+	}
+	// Names whose banger/ branch the repository has are passed over:
+	// with half of them taken, a pick that ignored them would land on
+	// one within a few tries.
+	head := e.git(e.repo, "rev-parse", "HEAD")
+	var refs strings.Builder
+	for i := 0; i < 1<<15; i++ {
+		fmt.Fprintf(&refs, "create refs/heads/banger/proj-%04x %s\n", 2*i, head)
+	}
+	cmd := exec.Command("git", "-C", e.repo, "update-ref", "--stdin")
+	cmd.Stdin = strings.NewReader(refs.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("update-ref: %v %s", err, out)
+	}
+	for i := 0; i < 20; i++ {
+		var n int
+		fmt.Sscanf(strings.TrimPrefix(plan.DefaultVMName(ctx), "proj-"), "%x", &n)
+		if n%2 == 0 {
+			t.Errorf("DefaultVMName gave proj-%04x, whose branch exists", n)
+		}
 	}
 	vm := e.addVM("made")
 	dir := filepath.Join(t.TempDir(), "ws")
