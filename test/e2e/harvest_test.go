@@ -156,12 +156,14 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// checkRunTerminated: banger run killed with SIGTERM while its command
-// runs still harvests the commit made before, then removes the VM.
+// checkRunTerminated: banger run sent SIGTERM while its command runs
+// ends the command in the guest first — which, trapping it, commits
+// once more — then harvests both commits, removes the VM, and exits
+// 128+15.
 func checkRunTerminated(t *testing.T, e *vmEnv, repo string) {
 	t.Helper()
 	cmd := e.ns.Cmd(filepath.Join(e.bin, "banger"), "run", repo, "--name", "termed", "--",
-		"sh", "-c", "echo t > t && git add t && git commit -qm before-term && touch /tmp/committed && sleep 600")
+		"sh", "-c", "echo t > t && git add t && git commit -qm before-term || exit 1; trap 'git commit -q --allow-empty -m on-term; exit 0' TERM; touch /tmp/committed; sleep 600 & wait")
 	cmd.Env = e.env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -180,12 +182,12 @@ func checkRunTerminated(t *testing.T, e *vmEnv, repo string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	if err == nil {
-		t.Errorf("banger run killed by SIGTERM exited 0")
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 128+15 {
+		t.Errorf("banger run sent SIGTERM exited %d, want 143", code)
 	}
-	if got := gitfixture.Git(t, repo, "log", "-1", "--format=%s", "banger/termed"); got != "before-term" {
-		t.Errorf("after SIGTERM banger/termed is at %q, want the commit made before it\n%s", got, stderr.String())
+	if got := gitfixture.Git(t, repo, "log", "-2", "--format=%s", "banger/termed"); got != "on-term\nbefore-term" {
+		t.Errorf("after SIGTERM banger/termed holds %q, want the commit made before it and the one the command made as it ended\n%s", got, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "removed vm termed") {
 		t.Errorf("banger run did not remove its VM after a harvest on SIGTERM:\n%s", stderr.String())
