@@ -206,7 +206,11 @@ func TestHarvestCountsStrayCommits(t *testing.T) {
 	}{
 		"none":           {func(e *env, guest string) { e.guestCommit("on-branch") }, 0},
 		"another branch": {func(e *env, guest string) { e.git(guest, "switch", "-q", "-c", "feat"); e.guestCommit("x") }, 1},
-		"detached":       {func(e *env, guest string) { e.git(guest, "switch", "-q", "--detach"); e.guestCommit("y"); e.guestCommit("z") }, 2},
+		"detached": {func(e *env, guest string) {
+			e.git(guest, "switch", "-q", "--detach")
+			e.guestCommit("y")
+			e.guestCommit("z")
+		}, 2},
 		"stash": {func(e *env, guest string) {
 			os.WriteFile(filepath.Join(guest, "README"), []byte("stashed\n"), 0o644)
 			e.git(guest, "stash", "-q")
