@@ -55,6 +55,12 @@ var steps = []step{
 	{bench: "^BenchmarkControlPlaneStart$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkCreateToSSH$", benchtime: "5x", pkgs: []string{"./test/e2e"}},
 	{bench: "^BenchmarkImageBuild$", benchtime: "1x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkWorkspacePrepare$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkWorkspaceCreate$/^self$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
+	// ~55 s an iteration: two are enough for its steady numbers.
+	{bench: "^BenchmarkWorkspaceCreate$/^generated$", benchtime: "2x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkWorkspaceHarvest$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
+	{bench: "^BenchmarkWorkspaceRun$", benchtime: "3x", pkgs: []string{"./test/e2e"}},
 }
 
 func main() {
