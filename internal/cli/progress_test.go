@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"banger/internal/operation"
 	"banger/internal/paths"
 	"banger/internal/rpc"
+	"banger/internal/testutil/memops"
 )
 
 // privateSocket gives the test a HOME and runtime directory of its own
@@ -61,29 +61,6 @@ func serveDaemon(t *testing.T, methods map[string]rpc.Handler) paths.Layout {
 	return layout
 }
 
-// memOps is an in-memory operation store.
-type memOps struct {
-	mu   sync.Mutex
-	recs map[string]model.Operation
-}
-
-func (m *memOps) PutOperation(_ context.Context, op model.Operation) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.recs[op.ID] = op
-	return nil
-}
-
-func (m *memOps) GetOperation(_ context.Context, id string) (model.Operation, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	op, ok := m.recs[id]
-	if !ok {
-		return op, fmt.Errorf("operation %q: %w", id, errdefs.ErrNotFound)
-	}
-	return op, nil
-}
-
 // startStage is one stage of the fake start: how long it runs and the
 // details it reports.
 type startStage struct {
@@ -96,7 +73,7 @@ type startStage struct {
 // through a real operation registry, with a start made of stages.
 func fakeStart(t *testing.T, stages []startStage) {
 	t.Helper()
-	reg := operation.NewRegistry(&memOps{recs: map[string]model.Operation{}}, nil)
+	reg := operation.NewRegistry(&memops.Store{}, nil)
 	var names []string
 	for _, s := range stages {
 		names = append(names, s.name)

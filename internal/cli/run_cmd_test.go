@@ -14,13 +14,14 @@ import (
 	"banger/internal/model"
 	"banger/internal/operation"
 	"banger/internal/rpc"
+	"banger/internal/testutil/memops"
 )
 
 // TestRunBuildsTheMissingDefaultImageFirst: banger run with no default
 // image builds it (following its progress), then asks for the VM with
 // the workspace at the path it was given, made absolute.
 func TestRunBuildsTheMissingDefaultImageFirst(t *testing.T) {
-	reg := operation.NewRegistry(&memOps{recs: map[string]model.Operation{}}, nil)
+	reg := operation.NewRegistry(&memops.Store{}, nil)
 	var mu sync.Mutex
 	var calls []string
 	var created api.VMCreateParams

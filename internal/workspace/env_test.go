@@ -16,6 +16,7 @@ import (
 	"banger/internal/guestssh"
 	"banger/internal/model"
 	"banger/internal/operation"
+	"banger/internal/testutil/memops"
 	"banger/internal/testutil/sshexec"
 )
 
@@ -48,7 +49,7 @@ func newEnv(t *testing.T) *env {
 	e.pool = &guestssh.Pool{}
 	t.Cleanup(e.pool.Close)
 	e.s = New(Deps{
-		Store: e.store, VMs: e.vms, Guests: e.pool, Ops: operation.NewRegistry(e.store, nil),
+		Store: e.store, VMs: e.vms, Guests: e.pool, Ops: operation.NewRegistry(&memops.Store{}, nil),
 		TempDir: filepath.Join(base, "tmp"), GuestHome: e.home,
 	})
 	e.git(e.repo, "init", "-q", "-b", "main")
@@ -153,13 +154,12 @@ func (f *fakeVMs) GuestTarget(_ context.Context, ref string) (model.VMRecord, gu
 }
 
 type fakeStore struct {
-	mu  sync.Mutex
-	ws  map[string]model.Workspace
-	ops map[string]model.Operation
+	mu sync.Mutex
+	ws map[string]model.Workspace
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{ws: map[string]model.Workspace{}, ops: map[string]model.Operation{}}
+	return &fakeStore{ws: map[string]model.Workspace{}}
 }
 
 func (f *fakeStore) SaveWorkspace(_ context.Context, ws model.WorkspacePrepareResult, tree string) error {
@@ -199,21 +199,4 @@ func (f *fakeStore) RecordHarvest(_ context.Context, id, commit string, at time.
 	ws.HarvestedCommit, ws.HarvestedAt = commit, at
 	f.ws[id] = ws
 	return nil
-}
-
-func (f *fakeStore) PutOperation(_ context.Context, op model.Operation) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ops[op.ID] = op
-	return nil
-}
-
-func (f *fakeStore) GetOperation(_ context.Context, id string) (model.Operation, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	op, ok := f.ops[id]
-	if !ok {
-		return op, errdefs.ErrNotFound
-	}
-	return op, nil
 }
