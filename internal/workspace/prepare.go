@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -202,8 +203,12 @@ func watchCopy(done <-chan struct{}, sent *atomic.Int64, built gitrepo.BuildResu
 
 // writeTar writes dir as a tar archive of "./"-relative names, owned by
 // root, modes and symlinks as they are.
+// The archive goes through a 64 KiB buffer: written straight into the
+// SSH session, every header and small file left on its own, which made
+// a copy of this project's repository into a guest 7–9 s instead of 2.
 func writeTar(w io.Writer, dir string, sent *atomic.Int64) error {
-	tw := tar.NewWriter(&countingWriter{w: w, n: sent})
+	buf := bufio.NewWriterSize(&countingWriter{w: w, n: sent}, 64<<10)
+	tw := tar.NewWriter(buf)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -221,7 +226,10 @@ func writeTar(w io.Writer, dir string, sent *atomic.Int64) error {
 	if err != nil {
 		return err
 	}
-	return tw.Close()
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return buf.Flush()
 }
 
 func tarEntry(tw *tar.Writer, p, name string, info fs.FileInfo) error {
