@@ -40,7 +40,7 @@ func (b *builder) history(ctx context.Context) error {
 	case model.WorkspacePrepareModeFullCopy:
 		return buildMirror(ctx, root, dest)
 	case model.WorkspacePrepareModeMetadataOnly:
-		return buildFetch(ctx, root, dest, b.opts.Branch, head, false)
+		return buildClone(ctx, root, dest)
 	default:
 		return buildFetch(ctx, root, dest, b.opts.Branch, head, true)
 	}
@@ -95,6 +95,53 @@ func buildFetch(ctx context.Context, src, dest, branch, sha string, shallow bool
 	return nil
 }
 
+// buildClone makes dest a repository with src's objects and no ref: a
+// local clone without a checkout, which copies src's object files
+// (not hardlinks, as buildMirror says why) instead of fetching, which
+// would count and re-pack every object of the history: for this
+// project's repository 0.9 s against 0.3 s. Objects no ref of Dest
+// reaches (other branches, the stash) come along as files; the
+// guest's first gc prunes them. The refs, the remote and the reflogs
+// (which name src's path) are removed; checkout puts the branch in.
+func buildClone(ctx context.Context, src, dest string) error {
+	if _, err := buildGit(ctx, dest, nil, "clone", "-q", "--no-checkout", "--no-hardlinks", "--", src, dest); err != nil {
+		return fmt.Errorf("copy the history of %s: %w", src, err)
+	}
+	gitDir := filepath.Join(dest, ".git")
+	if err := buildDropAlternates(ctx, gitDir); err != nil {
+		return err
+	}
+	if err := buildDeleteRefs(ctx, gitDir, func(string) bool { return true }); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(gitDir, "logs")); err != nil {
+		return fmt.Errorf("remove the clone's reflogs: %w", errdefs.PathCause(err))
+	}
+	return buildDropRemote(ctx, gitDir)
+}
+
+// buildDeleteRefs deletes the refs of the repository at gitDir that
+// drop says to.
+func buildDeleteRefs(ctx context.Context, gitDir string, drop func(ref string) bool) error {
+	out, err := buildGit(ctx, gitDir, nil, "for-each-ref", "--format=%(refname)")
+	if err != nil {
+		return err
+	}
+	var del strings.Builder
+	for ref := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		if ref != "" && drop(ref) {
+			fmt.Fprintf(&del, "delete %s\n", ref)
+		}
+	}
+	if del.Len() == 0 {
+		return nil
+	}
+	// --no-deref: a symbolic ref (refs/remotes/origin/HEAD) goes
+	// itself, not as a second update of what it points at.
+	_, err = buildGit(ctx, gitDir, strings.NewReader(del.String()), "update-ref", "--no-deref", "--stdin")
+	return err
+}
+
 // buildMirror makes dest/.git a copy of every branch and tag of src: a
 // local mirror clone that copies src's object files. Not hardlinks:
 // though objects never change, git "freshens" an object it is asked to
@@ -111,20 +158,9 @@ func buildMirror(ctx context.Context, src, dest string) error {
 	if err := buildDropAlternates(ctx, gitDir); err != nil {
 		return err
 	}
-	out, err := buildGit(ctx, gitDir, nil, "for-each-ref", "--format=%(refname)")
-	if err != nil {
+	keep := func(ref string) bool { return strings.HasPrefix(ref, "refs/heads/") || strings.HasPrefix(ref, "refs/tags/") }
+	if err := buildDeleteRefs(ctx, gitDir, func(ref string) bool { return !keep(ref) }); err != nil {
 		return err
-	}
-	var del strings.Builder
-	for ref := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
-		if ref != "" && !strings.HasPrefix(ref, "refs/heads/") && !strings.HasPrefix(ref, "refs/tags/") {
-			fmt.Fprintf(&del, "delete %s\n", ref)
-		}
-	}
-	if del.Len() > 0 {
-		if _, err := buildGit(ctx, gitDir, strings.NewReader(del.String()), "update-ref", "--stdin"); err != nil {
-			return err
-		}
 	}
 	if _, err := buildGit(ctx, gitDir, nil, "config", "core.bare", "false"); err != nil {
 		return err
