@@ -158,7 +158,9 @@ func buildMirror(ctx context.Context, src, dest string) error {
 	if err := buildDropAlternates(ctx, gitDir); err != nil {
 		return err
 	}
-	keep := func(ref string) bool { return strings.HasPrefix(ref, "refs/heads/") || strings.HasPrefix(ref, "refs/tags/") }
+	keep := func(ref string) bool {
+		return strings.HasPrefix(ref, "refs/heads/") || strings.HasPrefix(ref, "refs/tags/")
+	}
 	if err := buildDeleteRefs(ctx, gitDir, func(ref string) bool { return !keep(ref) }); err != nil {
 		return err
 	}
