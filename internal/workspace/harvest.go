@@ -188,34 +188,55 @@ func (s *Service) guestState(ctx context.Context, target guestssh.Target, ws mod
 }
 
 // stateScript is the guest's side of guestState: five lines, a count
-// that cannot be had is "unknown".
+// that cannot be had is "unknown". Every process costs tens of
+// milliseconds under emulation, so a clean guest runs two: one git
+// status (porcelain v2 gives HEAD's branch and commit with the paths)
+// and one rev-list; the header lines are read by the shell itself,
+// byte by byte, and the paths counted by wc. Only a dirty work tree
+// pays for the unsaved count.
 func stateScript(ws model.Workspace, prepared string) string {
-	branch := shellquote.Quote("refs/heads/" + ws.BranchName)
-	return fmt.Sprintf(`cd %s || exit %d
-t=$(mktemp) || exit 1
-trap 'rm -f "$t" "$t.a" "$t.b" "$t.s"' EXIT
-printf 'head %%s\n' "$(git symbolic-ref -q HEAD || echo detached)"
-printf 'tip %%s\n' "$(git rev-parse -q --verify %s || echo missing)"
-if git status --porcelain=v1 -z --no-renames --untracked-files=all > "$t.s"; then
-	printf 'dirty %%s\n' "$(tr -cd '\0' < "$t.s" | wc -c)"
-else
-	echo 'dirty unknown'
+	return fmt.Sprintf(`cd %[1]s || exit %[2]d
+umask 077
+s=/tmp/.banger-harvest.$$
+trap 'rm -f "$s" "$s.i" "$s.a" "$s.b"' EXIT
+h=missing o= d=unknown
+if (set -C; git status --porcelain=v2 --branch --no-renames --untracked-files=all > "$s"); then
+	d=0
+	while IFS= read -r l; do
+		case $l in
+		'# branch.head (detached)') h=detached ;;
+		'# branch.head '*) h=refs/heads/${l#'# branch.head '} ;;
+		'# branch.oid '*) o=${l#'# branch.oid '} ;;
+		'#'*) ;;
+		*) d=$((1 + $(wc -l))); break ;;
+		esac
+	done < "$s"
 fi
-cp .git/index "$t" 2>/dev/null
-if w=$(GIT_INDEX_FILE="$t" git add -A 2>/dev/null && GIT_INDEX_FILE="$t" git write-tree) &&
-	git diff --no-renames --name-only %s "$w" | LC_ALL=C sort > "$t.a" &&
-	git diff --no-renames --name-only HEAD "$w" | LC_ALL=C sort > "$t.b"; then
-	printf 'unsaved %%s\n' "$(LC_ALL=C comm -12 "$t.a" "$t.b" | wc -l)"
+printf 'head %%s\n' "$h"
+if [ "$h" = %[3]s ] && [ "$o" != '(initial)' ] && [ -n "$o" ]; then
+	printf 'tip %%s\n' "$o"
+else
+	printf 'tip %%s\n' "$(git rev-parse -q --verify %[4]s || echo missing)"
+fi
+printf 'dirty %%s\n' "$d"
+if [ "$d" = 0 ]; then
+	echo 'unsaved 0'
+elif [ "$d" != unknown ] && cp .git/index "$s.i" 2>/dev/null &&
+	w=$(GIT_INDEX_FILE="$s.i" git add -A 2>/dev/null && GIT_INDEX_FILE="$s.i" git write-tree) &&
+	git diff --no-renames --name-only %[5]s "$w" | LC_ALL=C sort > "$s.a" &&
+	git diff --no-renames --name-only HEAD "$w" | LC_ALL=C sort > "$s.b"; then
+	printf 'unsaved %%s\n' "$(LC_ALL=C comm -12 "$s.a" "$s.b" | wc -l)"
 else
 	echo 'unsaved unknown'
 fi
-if n=$(git rev-list --count --all ^%s --stdin < .git/%s 2>/dev/null); then
+if n=$(git rev-list --count --all ^%[6]s --stdin < .git/%[7]s 2>/dev/null); then
 	printf 'stray %%s\n' "$n"
 else
 	echo 'stray unknown'
 fi
-`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName+"^{commit}"),
-		prepared, branch, gitrepo.PreparedTips)
+`, shellquote.Quote(ws.GuestPath), goneStatus, shellquote.Quote("refs/heads/"+ws.BranchName),
+		shellquote.Quote("refs/heads/"+ws.BranchName+"^{commit}"), prepared,
+		shellquote.Quote("refs/heads/"+ws.BranchName), gitrepo.PreparedTips)
 }
 
 // parseGuestState reads the state script's five lines strictly.

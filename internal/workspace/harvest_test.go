@@ -233,3 +233,39 @@ func TestHarvestCountsStrayCommits(t *testing.T) {
 		})
 	}
 }
+
+// TestHarvestCountsPaths: the dirty count is one per path whatever the
+// path holds (a newline, a space), header lines git adds for an
+// upstream are not paths, and a guest on the workspace branch gives
+// its tip from git status alone.
+func TestHarvestCountsPaths(t *testing.T) {
+	e := newEnv(t)
+	e.addVM("dev")
+	if _, err := e.prepare("dev", ""); err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(e.home, "proj")
+	e.guestCommit("one")
+	e.git(guest, "config", "branch.banger/dev.remote", ".")
+	e.git(guest, "config", "branch.banger/dev.merge", "refs/heads/banger/dev")
+	ctx := context.Background()
+	res, err := e.s.Harvest(ctx, api.WorkspaceHarvestParams{Name: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uncommitted != 0 || res.Unsaved != 0 || res.Stray != 0 || len(res.Commits) != 1 || res.GuestHead != "refs/heads/banger/dev" {
+		t.Errorf("clean guest with an upstream: %+v, want 1 commit, nothing uncommitted, head refs/heads/banger/dev", res)
+	}
+	for _, name := range []string{"two\nlines", "with space", "plain"} {
+		if err := os.WriteFile(filepath.Join(guest, name), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err = e.s.Harvest(ctx, api.WorkspaceHarvestParams{Name: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uncommitted != 3 || res.Unsaved != 3 {
+		t.Errorf("3 new guest files: uncommitted %d, unsaved %d, want 3 and 3", res.Uncommitted, res.Unsaved)
+	}
+}
