@@ -93,6 +93,8 @@ var belowServices = []string{
 	"banger/internal/gitrepo",
 	"banger/internal/guestssh",
 	"banger/internal/shellquote",
+	"banger/internal/agentproto",
+	"banger/internal/agentclient",
 }
 
 // goList runs `go list args...` at the module root and returns its
@@ -129,6 +131,7 @@ var guestAllowed = []string{
 	"banger/cmd/banger-guest",
 	"banger/internal/guest",
 	"banger/internal/guestapi",
+	"banger/internal/agentproto",
 }
 
 func TestGuestLinksOnlyGuestPackages(t *testing.T) {

@@ -165,3 +165,15 @@ func (c Config) Work() string {
 	}
 	return c.WorkDevice
 }
+
+// The guest agent: banger-guest's long-running channel to the daemon
+// (see internal/agentproto).
+const (
+	// AgentTokenPath holds the per-VM token (hex) the daemon seeds on the
+	// work disk; the agent accepts a daemon that presents it. Root only.
+	AgentTokenPath = "/root/.banger/agent_token"
+	// AgentUnitName runs `banger-guest agent`, restarted whenever it ends.
+	AgentUnitName = "banger-agent.service"
+	// AgentUnitPath is where the agent's unit file is written.
+	AgentUnitPath = "/etc/systemd/system/" + AgentUnitName
+)
